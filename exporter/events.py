@@ -1,0 +1,401 @@
+"""Event bodies to typed Salt events (DESIGN.md section 4).
+
+The tag is classified before the data is decoded, so events nobody needs (the 3007+ `publish` twin of
+`new`, progress events, custom tags, syndic copies) cost a few byte comparisons. Parsing is total: anything
+malformed returns a decode-error reason instead of raising, and fields of the wrong type fall back to safe
+defaults. Values of `arg`, `fun_args` and `return` are kept only where the tracker needs their shape (state
+results, find_job answers); nothing here logs them.
+"""
+
+from __future__ import annotations
+
+import calendar
+from dataclasses import dataclass
+from typing import Any, Final
+
+import msgpack
+
+FIND_JOB: Final = "saltutil.find_job"
+UNKNOWN: Final = "unknown"
+
+
+@dataclass(slots=True)
+class JobNew:
+    jid: str
+    fun: str
+    tgt: str
+    tgt_type: str
+    user: str
+    minions: list[str]
+    missing: list[str]
+    probed_jid: str | None  # arg[0] of a saltutil.find_job probe
+    stamp: float
+    traceparent: str | None
+    arg: Any  # kept for opt-in span attributes only; never logged or labelled
+
+
+@dataclass(slots=True)
+class JobReturn:
+    jid: str
+    minion: str
+    fun: str
+    retcode: int
+    success: bool | None
+    ret: Any
+    stamp: float
+    schedule: bool
+    has_user: bool
+    probed_jid: str | None  # fun_args[0] of a find_job answer
+    fun_args: Any
+
+
+@dataclass(slots=True)
+class BatchEvent:
+    jid: str
+    action: str  # new, progress, complete, ...
+    stamp: float
+
+
+@dataclass(slots=True)
+class RunEvent:
+    """A runner or wheel job start (`ret` False) or finish (`ret` True)."""
+
+    kind: str  # runner | wheel
+    jid: str
+    fun: str
+    ret: bool
+    success: bool | None
+    stamp: float
+
+
+@dataclass(slots=True)
+class ActEvent:
+    """salt/auth, salt/key: counted by `act`."""
+
+    kind: str  # auth | key
+    act: str
+    minion: str
+    stamp: float
+
+
+@dataclass(slots=True)
+class MinionStart:
+    minion: str
+    stamp: float
+
+
+@dataclass(slots=True)
+class Presence:
+    present: list[str] | None  # salt/presence/present
+    new: list[str]  # salt/presence/change
+    lost: list[str]
+    stamp: float
+
+
+@dataclass(slots=True)
+class Beacon:
+    minion: str
+    beacon: str
+    stamp: float
+
+
+@dataclass(slots=True)
+class MasterStats:
+    worker: str
+    stats: dict[str, tuple[float, float]]  # command -> (runs, mean seconds)
+    stamp: float
+
+
+Event = JobNew | JobReturn | BatchEvent | RunEvent | ActEvent | MinionStart | Presence | Beacon | MasterStats
+
+
+@dataclass(slots=True)
+class Parsed:
+    """What one body became: a category (always) and an event, or a decode error reason."""
+
+    category: str
+    event: Event | None = None
+    error: str | None = None
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Timestamps
+
+_minute_cache: dict[str, float] = {}
+
+
+def parse_stamp(value: object) -> float | None:
+    """`_stamp` (UTC ISO-8601, optional fraction, optional +00:00) to Unix seconds.
+
+    The minute prefix is cached: events arrive in time order, so almost every call is two slices and two
+    int() calls instead of a datetime round trip.
+    """
+    if type(value) is not str or len(value) < 19 or value[10] != "T":
+        return None
+    try:
+        base = _minute_cache.get(value[:16])
+        if base is None:
+            base = float(
+                calendar.timegm(
+                    (int(value[0:4]), int(value[5:7]), int(value[8:10]), int(value[11:13]),
+                     int(value[14:16]), 0, 0, 0, 0)
+                )
+            )
+            if len(_minute_cache) > 4096:
+                _minute_cache.clear()
+            _minute_cache[value[:16]] = base
+        seconds = int(value[17:19])
+        frac = 0.0
+        if len(value) > 20 and value[19] == ".":
+            digits = value[20:26]
+            end = 20
+            while end < len(value) and value[end].isdigit():
+                end += 1
+            digits = value[20:end]
+            if digits:
+                frac = int(digits) / (10 ** len(digits))
+            tz = value[end:]
+        else:
+            tz = value[19:]
+        offset = 0.0
+        if tz and tz not in ("Z", "+00:00"):
+            sign = -1.0 if tz[0] == "-" else 1.0
+            offset = sign * (int(tz[1:3]) * 3600 + int(tz[4:6]) * 60)
+        return base + seconds + frac - offset
+    except (ValueError, IndexError, OverflowError):
+        return None
+
+
+def jid_time(jid: str) -> float | None:
+    """A jid (`%Y%m%d%H%M%S%f`, UTC since Salt 3000) as Unix seconds, for events without `_stamp`."""
+    if len(jid) < 20 or not jid[:20].isdigit():
+        return None
+    return parse_stamp(f"{jid[0:4]}-{jid[4:6]}-{jid[6:8]}T{jid[8:10]}:{jid[10:12]}:{jid[12:14]}.{jid[14:20]}")
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Field helpers: every field of the wrong type becomes a safe default.
+
+
+def _str(value: object, default: str = UNKNOWN) -> str:
+    return value if type(value) is str else default
+
+
+def _str_list(value: object) -> list[str]:
+    if type(value) is not list:
+        return []
+    return [v for v in value if type(v) is str]
+
+
+def _first_str(value: object) -> str | None:
+    if type(value) is list and value and type(value[0]) is str:
+        return value[0]  # type: ignore[no-any-return]
+    return None
+
+
+def _tgt(value: object) -> str:
+    if type(value) is str:
+        return value
+    if type(value) is list:
+        return ",".join(v for v in value if type(v) is str)
+    return ""
+
+
+def _decode(data: bytes) -> Any:
+    try:
+        return msgpack.unpackb(data, raw=False, strict_map_key=False)
+    except UnicodeDecodeError:
+        return msgpack.unpackb(data, raw=False, strict_map_key=False, unicode_errors="surrogateescape")
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The parser
+
+
+def parse(body: bytes) -> Parsed:
+    """Classify one event body by tag and decode its data only when the tracker needs it."""
+    sep = body.find(b"\n\n")
+    if sep < 0:
+        return Parsed("malformed", error="no_separator")
+    tag = body[:sep]
+    if tag.startswith(b"salt/job/"):
+        return _job(tag, body, sep)
+    if tag.startswith(b"salt/presence/"):
+        return _with_data(body, sep, "presence", _presence, tag[14:])
+    if tag.startswith(b"salt/run/") or tag.startswith(b"salt/wheel/"):
+        return _run(tag, body, sep)
+    if tag == b"salt/auth" or tag == b"salt/key":
+        return _with_data(body, sep, tag[5:].decode(), _act, tag[5:])
+    if tag.startswith(b"salt/minion/"):
+        parts = tag.split(b"/")
+        if len(parts) == 4 and parts[3] == b"start":
+            return _with_data(body, sep, "minion_start", _minion_start, parts[2])
+        return Parsed("minion")
+    if tag.startswith(b"salt/beacon/"):
+        parts = tag.split(b"/", 4)
+        if len(parts) < 4:
+            return Parsed("beacon", error="bad_tag")
+        return _with_data(body, sep, "beacon", _beacon, tag)
+    if tag.startswith(b"salt/batch/"):
+        parts = tag.split(b"/")
+        if len(parts) < 4:
+            return Parsed("batch", error="bad_tag")
+        return _with_data(body, sep, "batch", _batch, tag)
+    if tag.startswith(b"salt/stats/"):
+        return _with_data(body, sep, "stats", _stats, tag[11:])
+    if tag.startswith(b"syndic/"):
+        # A syndic forwards every event twice to the top master: once as-is, once under this prefix.
+        return Parsed("syndic")
+    if tag.startswith(b"cluster/"):
+        return Parsed("cluster")
+    if tag == b"minion_start":
+        return Parsed("minion_start_legacy")
+    if tag.isdigit():
+        return Parsed("job_legacy")  # bare-jid duplicate of salt/job/<jid>/new, up to 3007
+    if tag.startswith(b"salt/"):
+        return Parsed("salt_other")
+    return Parsed("custom")
+
+
+def _with_data(body: bytes, sep: int, category: str, build: Any, extra: bytes) -> Parsed:
+    try:
+        data = _decode(body[sep + 2 :])
+    except Exception:  # msgpack raises several unrelated types on hostile input
+        return Parsed(category, error="bad_data")
+    if type(data) is not dict:
+        return Parsed(category, error="not_a_map")
+    stamp = parse_stamp(data.get("_stamp"))
+    event = build(data, extra, 0.0 if stamp is None else stamp)
+    if event is None:
+        return Parsed(category, error="bad_fields")
+    return Parsed(category, event)
+
+
+def _job(tag: bytes, body: bytes, sep: int) -> Parsed:
+    rest = tag[9:]
+    slash = rest.find(b"/")
+    if slash <= 0:
+        return Parsed("job_other", error="bad_tag")
+    action = rest[slash + 1 :]
+    if action.startswith(b"ret/"):
+        minion = action[4:]
+        if not minion:
+            return Parsed("job_return", error="bad_tag")
+        return _with_data(body, sep, "job_return", _job_return, rest)
+    if action == b"new":
+        return _with_data(body, sep, "job_new", _job_new, rest[:slash])
+    if action == b"publish":
+        return Parsed("job_publish")
+    if action.startswith(b"prog/"):
+        return Parsed("job_progress")
+    if action.startswith(b"start/"):
+        return Parsed("job_start")
+    return Parsed("job_other")
+
+
+def _job_new(d: dict[str, Any], jid_b: bytes, stamp: float) -> JobNew | None:
+    jid = jid_b.decode("utf-8", "replace")
+    fun = _str(d.get("fun"))
+    arg = d.get("arg")
+    if not stamp:
+        stamp = jid_time(jid) or 0.0
+    tp = d.get("traceparent")
+    if tp is None:
+        meta = d.get("metadata")
+        if type(meta) is dict:
+            tp = meta.get("traceparent")
+    return JobNew(
+        jid,
+        fun,
+        _tgt(d.get("tgt")),
+        _str(d.get("tgt_type"), "glob"),
+        _str(d.get("user"), ""),
+        _str_list(d.get("minions")),
+        _str_list(d.get("missing")),
+        _first_str(arg) if fun == FIND_JOB else None,
+        stamp,
+        tp if type(tp) is str else None,
+        arg,
+    )
+
+
+def _job_return(d: dict[str, Any], rest: bytes, stamp: float) -> JobReturn | None:
+    slash = rest.find(b"/")
+    jid = rest[:slash].decode("utf-8", "replace")
+    minion = rest[slash + 5 :].decode("utf-8", "replace")
+    fun = _str(d.get("fun"))
+    retcode = d.get("retcode", 0)
+    if type(retcode) is not int:
+        retcode = 0 if retcode is None else 1
+    success = d.get("success")
+    fun_args = d.get("fun_args")
+    return JobReturn(
+        jid,
+        minion,
+        fun,
+        retcode,
+        success if type(success) is bool else None,
+        d.get("return"),
+        stamp,
+        "schedule" in d,
+        "user" in d,
+        _first_str(fun_args) if fun == FIND_JOB else None,
+        fun_args,
+    )
+
+
+def _run(tag: bytes, body: bytes, sep: int) -> Parsed:
+    parts = tag.split(b"/")
+    kind = "runner" if parts[1] == b"run" else "wheel"
+    if len(parts) != 4 or parts[3] not in (b"new", b"ret"):
+        return Parsed(kind)
+    return _with_data(body, sep, kind, _run_event, tag)
+
+
+def _run_event(d: dict[str, Any], tag: bytes, stamp: float) -> RunEvent:
+    parts = tag.split(b"/")
+    success = d.get("success")
+    return RunEvent(
+        "runner" if parts[1] == b"run" else "wheel",
+        parts[2].decode("utf-8", "replace"),
+        _str(d.get("fun")),
+        parts[3] == b"ret",
+        success if type(success) is bool else None,
+        stamp,
+    )
+
+
+def _act(d: dict[str, Any], kind: bytes, stamp: float) -> ActEvent:
+    return ActEvent(kind.decode(), _str(d.get("act")), _str(d.get("id"), ""), stamp)
+
+
+def _minion_start(d: dict[str, Any], minion: bytes, stamp: float) -> MinionStart:
+    return MinionStart(minion.decode("utf-8", "replace"), stamp)
+
+
+def _presence(d: dict[str, Any], which: bytes, stamp: float) -> Presence | None:
+    if which == b"present":
+        return Presence(_str_list(d.get("present")), [], [], stamp)
+    if which == b"change":
+        return Presence(None, _str_list(d.get("new")), _str_list(d.get("lost")), stamp)
+    return None
+
+
+def _beacon(d: dict[str, Any], tag: bytes, stamp: float) -> Beacon:
+    parts = tag.split(b"/", 4)
+    return Beacon(parts[2].decode("utf-8", "replace"), parts[3].decode("utf-8", "replace"), stamp)
+
+
+def _batch(d: dict[str, Any], tag: bytes, stamp: float) -> BatchEvent:
+    parts = tag.split(b"/")
+    return BatchEvent(parts[2].decode("utf-8", "replace"), parts[3].decode("utf-8", "replace"), stamp)
+
+
+def _stats(d: dict[str, Any], worker: bytes, stamp: float) -> MasterStats:
+    stats: dict[str, tuple[float, float]] = {}
+    for cmd, value in d.items():
+        if type(cmd) is str and type(value) is dict:
+            runs, mean = value.get("runs"), value.get("mean")
+            if isinstance(runs, int | float) and isinstance(mean, int | float):
+                stats[cmd] = (float(runs), float(mean))
+    return MasterStats(worker.decode("utf-8", "replace"), stats, stamp)
