@@ -15,7 +15,23 @@ Kind = Literal["counter", "gauge", "histogram"]
 # highstates minutes, and the CLI gives up after timeout + gather_job_timeout (15 s by default) unless the
 # minion keeps answering find_job; long buckets up to an hour catch highstates and upgrades.
 LATENCY_BUCKETS: tuple[float, ...] = (
-    0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 15, 30, 60, 120, 300, 600, 1800, 3600,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1,
+    2.5,
+    5,
+    10,
+    15,
+    30,
+    60,
+    120,
+    300,
+    600,
+    1800,
+    3600,
 )
 # Job duration is publish to last return or verdict: never shorter than the slowest minion, and jobs with a
 # silent minion end at the verdict (~15 s with CLI defaults), so the range is the same as latency.
@@ -54,38 +70,78 @@ F = ("function",)
 
 METRICS: tuple[MetricSpec, ...] = (
     # Jobs.
-    _c("salt_jobs_published_total", ("function", "tgt_type"),
-       "Jobs published by the master (saltutil.find_job probes excluded)."),
+    _c(
+        "salt_jobs_published_total",
+        ("function", "tgt_type"),
+        "Jobs published by the master (saltutil.find_job probes excluded).",
+    ),
     _c("salt_job_minions_targeted_total", F, "Minions targeted by published jobs."),
-    _c("salt_job_returns_total", ("function", "outcome"),
-       "Minion returns (find_job answers excluded), whether or not the publish was seen; outcome is "
-       "success or failure."),
-    _c("salt_job_return_failures_total", ("function", "reason"),
-       "Failed minion returns by the first failure signal: state (a state result was False), "
-       "success (success was False) or retcode (non-zero retcode)."),
-    _c("salt_job_returns_unpublished_total", ("function", "kind"),
-       "Returns without a publish event: scheduled, salt_call (jid req) or unknown_jid."),
-    _h("salt_job_return_latency_seconds", F,
-       "Return _stamp minus publish _stamp, per minion return.", LATENCY_BUCKETS),
-    _h("salt_job_duration_seconds", F,
-       "Publish to the last return or the did-not-return verdict, per closed job.", DURATION_BUCKETS),
-    _c("salt_job_minions_no_return_total", ("function", "reason"),
-       "Targeted minions that did not return: no_key, not_connected, no_response or deadline."),
+    _c(
+        "salt_job_returns_total",
+        ("function", "outcome"),
+        "Minion returns (find_job answers excluded), whether or not the publish was seen; outcome is "
+        "success or failure.",
+    ),
+    _c(
+        "salt_job_return_failures_total",
+        ("function", "reason"),
+        "Failed minion returns by the first failure signal: state (a state result was False), "
+        "success (success was False) or retcode (non-zero retcode).",
+    ),
+    _c(
+        "salt_job_returns_unpublished_total",
+        ("function", "kind"),
+        "Returns without a publish event: scheduled, salt_call (jid req) or unknown_jid.",
+    ),
+    _h(
+        "salt_job_return_latency_seconds",
+        F,
+        "Return _stamp minus publish _stamp, per minion return.",
+        LATENCY_BUCKETS,
+    ),
+    _h(
+        "salt_job_duration_seconds",
+        F,
+        "Publish to the last return or the did-not-return verdict, per closed job.",
+        DURATION_BUCKETS,
+    ),
+    _c(
+        "salt_job_minions_no_return_total",
+        ("function", "reason"),
+        "Targeted minions that did not return: no_key, not_connected, no_response or deadline.",
+    ),
     _c("salt_job_late_returns_total", F, "Returns that arrived after the minion was declared silent."),
-    _c("salt_job_duplicate_returns_total", F, "Repeated returns for the same (jid, minion), not counted again."),
+    _c(
+        "salt_job_duplicate_returns_total",
+        F,
+        "Repeated returns for the same (jid, minion), not counted again.",
+    ),
     _g("salt_jobs_in_flight", (), "Published jobs still waiting for returns or a verdict."),
     _g("salt_job_minions_pending", (), "Targeted minions of in-flight jobs that have not returned yet."),
     # find_job probes.
-    _c("salt_find_job_probes_total", F,
-       "saltutil.find_job probes published by the CLI, by the function of the probed job."),
-    _c("salt_find_job_answers_total", ("function", "answer"),
-       "Minion answers to find_job probes: running or not_running."),
+    _c(
+        "salt_find_job_probes_total",
+        F,
+        "saltutil.find_job probes published by the CLI, by the function of the probed job.",
+    ),
+    _c(
+        "salt_find_job_answers_total",
+        ("function", "answer"),
+        "Minion answers to find_job probes: running or not_running.",
+    ),
     # States.
-    _c("salt_state_results_total", ("function", "result"),
-       "Individual state results in returns of state functions: succeeded, failed or skipped (None)."),
+    _c(
+        "salt_state_results_total",
+        ("function", "result"),
+        "Individual state results in returns of state functions: succeeded, failed or skipped (None).",
+    ),
     _c("salt_state_changes_total", F, "Individual states that reported changes."),
-    _h("salt_state_run_duration_seconds", F,
-       "Sum of the per-state durations of one minion's state run.", STATE_BUCKETS),
+    _h(
+        "salt_state_run_duration_seconds",
+        F,
+        "Sum of the per-state durations of one minion's state run.",
+        STATE_BUCKETS,
+    ),
     # Runners and wheel.
     _c("salt_runner_jobs_total", F, "Runner jobs started."),
     _c("salt_runner_returns_total", ("function", "outcome"), "Runner jobs finished, by outcome."),
@@ -112,19 +168,33 @@ METRICS: tuple[MetricSpec, ...] = (
     _g("salt_exporter_bus_connected", (), "1 while connected to the master event bus."),
     _c("salt_exporter_bus_reconnects_total", (), "Connections to the bus after the first."),
     _c("salt_exporter_bus_bytes_total", (), "Bytes read from the bus."),
-    _c("salt_exporter_frames_total", ("framing",), "Frames decoded, by framing (plain, length_prefixed, zmq)."),
+    _c(
+        "salt_exporter_frames_total",
+        ("framing",),
+        "Frames decoded, by framing (plain, length_prefixed, zmq).",
+    ),
     _c("salt_exporter_decode_errors_total", ("reason",), "Frames or events skipped as malformed, by reason."),
-    _c("salt_exporter_dropped_bytes_total", ("reason",),
-       "Bytes read but dropped before decoding, by reason (buffer_full)."),
+    _c(
+        "salt_exporter_dropped_bytes_total",
+        ("reason",),
+        "Bytes read but dropped before decoding, by reason (buffer_full).",
+    ),
     _c("salt_exporter_resyncs_total", (), "Times the frame decoder resynchronised after dropped bytes."),
     _g("salt_exporter_buffer_bytes", (), "Bytes read and waiting for processing."),
     _g("salt_exporter_last_event_timestamp_seconds", (), "Unix time when the last event was processed."),
     _g("salt_exporter_jobs_tracked", ("state",), "Jobs held in memory: open or recently closed."),
     _c("salt_exporter_evictions_total", ("kind",), "State evicted to stay within its bound, by kind."),
-    _c("salt_exporter_label_overflow_total", ("label",),
-       "Label values replaced by __other__ because the label's cap was reached."),
+    _c(
+        "salt_exporter_label_overflow_total",
+        ("label",),
+        "Label values replaced by __other__ because the label's cap was reached.",
+    ),
     _c("salt_exporter_spans_exported_total", (), "Spans exported over OTLP."),
-    _c("salt_exporter_spans_dropped_total", ("reason",), "Spans dropped (queue full, export failed, sampled out)."),
+    _c(
+        "salt_exporter_spans_dropped_total",
+        ("reason",),
+        "Spans dropped (queue full, export failed, sampled out).",
+    ),
 )
 
 BY_NAME: dict[str, MetricSpec] = {m.name: m for m in METRICS}

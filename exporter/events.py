@@ -137,8 +137,17 @@ def parse_stamp(value: object) -> float | None:
         if base is None:
             base = float(
                 calendar.timegm(
-                    (int(value[0:4]), int(value[5:7]), int(value[8:10]), int(value[11:13]),
-                     int(value[14:16]), 0, 0, 0, 0)
+                    (
+                        int(value[0:4]),
+                        int(value[5:7]),
+                        int(value[8:10]),
+                        int(value[11:13]),
+                        int(value[14:16]),
+                        0,
+                        0,
+                        0,
+                        0,
+                    )
                 )
             )
             if len(_minute_cache) > 4096:

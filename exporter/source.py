@@ -175,7 +175,9 @@ class StreamSource:
                 log.warning("bus_disconnected", bus=self.address, reason=reason, retrying=True)
                 stop.wait(self.backoff.next())
 
-    def _read(self, sock: socket.socket, gen: int, emit: Callable[[int, bytes], None], stop: threading.Event) -> str:
+    def _read(
+        self, sock: socket.socket, gen: int, emit: Callable[[int, bytes], None], stop: threading.Event
+    ) -> str:
         health = self.health
         recv = sock.recv
         while not stop.is_set():

@@ -364,13 +364,15 @@ class Tracker:
             start = value.get("start_time")
             duration = value.get("duration")
             name = value.get("__id__") or sid
-            job.states.append((
-                minion,
-                str(name)[:200],
-                start if type(start) is str else "",
-                float(duration) if isinstance(duration, int | float) else 0.0,
-                value["result"] if type(value["result"]) is bool else None,
-            ))
+            job.states.append(
+                (
+                    minion,
+                    str(name)[:200],
+                    start if type(start) is str else "",
+                    float(duration) if isinstance(duration, int | float) else 0.0,
+                    value["result"] if type(value["result"]) is bool else None,
+                )
+            )
 
     def _on_unpublished(self, ev: JobReturn) -> None:
         key = (ev.jid, ev.minion)

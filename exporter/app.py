@@ -1,0 +1,244 @@
+"""The composition root: builds every part once, wires them, runs, and shuts down in order.
+
+Order on SIGTERM/SIGINT: stop reading, drain what was read, close open jobs (spans get the "exporter
+shutdown" status), flush spans within `shutdown.timeout`, stop HTTP.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import structlog
+from prometheus_client import CollectorRegistry, generate_latest
+
+from exporter.health import Health
+from exporter.metrics import MetricsConfig, MetricsSink, SaltCollector
+from exporter.pipeline import Pipeline
+from exporter.source import ByteBuffer, Source, open_source
+from exporter.tracker import Job, Tracker, TrackerConfig
+from exporter.web import WebServer
+
+log = structlog.get_logger("exporter.app")
+
+
+class TraceSink(Protocol):
+    """What the trace side offers the app (exporter.traces builds it; nothing here imports OpenTelemetry)."""
+
+    def on_close(self, job: Job, status: str) -> None: ...
+    def shutdown(self, timeout: float) -> None: ...
+
+
+def tracing_enabled(settings: dict[str, Any], environ: dict[str, str]) -> bool:
+    return (
+        bool(
+            settings.get("otlp.endpoint")
+            or environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")
+            or environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+        )
+        and environ.get("OTEL_SDK_DISABLED", "").lower() != "true"
+    )
+
+
+@dataclass
+class Core:
+    """Everything between bytes and metrics; shared by the daemon and `replay`."""
+
+    health: Health
+    sink: MetricsSink
+    tracker: Tracker
+    pipeline: Pipeline
+    registry: CollectorRegistry
+    traces: TraceSink | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def exposition(self) -> bytes:
+        return generate_latest(self.registry)
+
+
+def build_core(
+    settings: dict[str, Any],
+    clock: Callable[[], float] | None,
+    environ: dict[str, str] | None = None,
+    trace_exporter: Any = None,
+) -> Core:
+    """`clock` None means event time only (replay); `trace_exporter` lets tests capture spans in memory."""
+    import os  # noqa: PLC0415
+
+    env = dict(os.environ) if environ is None else environ
+    health = Health()
+    sink = MetricsSink(
+        MetricsConfig(
+            max_functions=settings["metrics.max-functions"],
+            minion_label=settings["metrics.minion-label"],
+            max_minions=settings["metrics.max-minions"],
+            minion_ttl=settings["metrics.minion-ttl"],
+        ),
+        clock=clock or time.time,
+    )
+    traces: TraceSink | None = None
+    if trace_exporter is not None or tracing_enabled(settings, env):
+        from exporter.traces import build_trace_sink  # noqa: PLC0415 - OpenTelemetry only when tracing
+
+        traces = build_trace_sink(settings, health, env, exporter=trace_exporter)
+    tracker = Tracker(
+        TrackerConfig(
+            timeout=settings["timeout"],
+            gather_job_timeout=settings["gather-job-timeout"],
+            job_deadline=settings["job-deadline"],
+            max_jobs=settings["max-jobs"],
+            max_closed_jobs=settings["max-closed-jobs"],
+            detail=traces is not None,
+            max_state_details=settings["traces.max-state-spans"],
+        ),
+        sink,
+        [traces.on_close] if traces is not None else [],
+    )
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(SaltCollector(sink, tracker, health))
+    pipeline = Pipeline(tracker, sink, health, clock=clock)
+    return Core(health, sink, tracker, pipeline, registry, traces)
+
+
+class Daemon:
+    def __init__(self, settings: dict[str, Any]) -> None:
+        self.settings = settings
+        self.stop = threading.Event()
+        self.reload = threading.Event()
+        source_probe = open_source(settings["bus"], Health(), loop=settings["replay.loop"])
+        live = source_probe.live
+        self.core = build_core(settings, time.time if live else None)
+        self.source: Source = open_source(
+            settings["bus"],
+            self.core.health,
+            loop=settings["replay.loop"],
+            max_backoff=settings["reconnect.max-backoff"],
+        )
+        self.buffer = ByteBuffer(settings["buffer.size"], self.core.health)
+        self.web = WebServer(
+            settings["web.listen-address"],
+            settings["web.telemetry-path"],
+            self.core.registry,
+            ready=lambda: self.core.health.connected,
+            web_config_file=settings["web.config.file"],
+        )
+        self._reader: threading.Thread | None = None
+
+    def _read(self) -> None:
+        live = self.source.live
+        buffer = self.buffer
+
+        def emit(gen: int, data: bytes) -> None:
+            buffer.put(gen, data, block=not live)
+
+        try:
+            self.source.run(emit, self.stop)
+        except Exception:
+            log.exception("reader_failed", bus=self.settings["bus"])
+            self.core.health.connected = False
+        if not live:
+            log.info("replay_finished", bus=self.settings["bus"], note="serving the final state")
+
+    def install_signals(self) -> None:
+        def on_stop(signum: int, frame: Any) -> None:
+            self.stop.set()
+
+        def on_hup(signum: int, frame: Any) -> None:
+            self.reload.set()
+
+        signal.signal(signal.SIGTERM, on_stop)
+        signal.signal(signal.SIGINT, on_stop)
+        signal.signal(signal.SIGHUP, on_hup)
+
+    def run(self) -> int:
+        settings = self.settings
+        self.web.start()
+        log.info(
+            "started",
+            bus=settings["bus"],
+            listen=f"{self.web.host}:{self.web.port}",
+            telemetry_path=settings["web.telemetry-path"],
+            tracing=self.core.traces is not None,
+        )
+        self._reader = threading.Thread(target=self._read, name="reader", daemon=True)
+        self._reader.start()
+        pipeline = self.core.pipeline
+        last_config_check = time.monotonic()
+        while not self.stop.is_set():
+            items = self.buffer.get(0.5)
+            for gen, gap, data in items:
+                pipeline.chunk(gen, gap, data)
+            if not items:
+                pipeline.tick()
+            now = time.monotonic()
+            if self.reload.is_set():
+                self.reload.clear()
+                self.web.reload()
+            elif now - last_config_check > 5:
+                last_config_check = now
+                self.web.maybe_reload()
+        return self.shutdown()
+
+    def shutdown(self) -> int:
+        log.info("stopping", step="reader")
+        self.buffer.close()
+        if self._reader is not None:
+            self._reader.join(timeout=5)
+        for gen, gap, data in self.buffer.get(0):
+            self.core.pipeline.chunk(gen, gap, data)
+        core = self.core
+        with core.sink.lock:
+            open_jobs = len(core.tracker.open)
+            core.tracker.close_all()
+        log.info("stopping", step="jobs", open_jobs_closed=open_jobs)
+        if core.traces is not None:
+            core.traces.shutdown(self.settings["shutdown.timeout"])
+        self.web.stop()
+        log.info("stopped")
+        return 0
+
+
+def replay(settings: dict[str, Any], path: str, out: Any = None, trace_exporter: Any = None) -> Core:
+    """Run a capture through the pipeline on event time; the CLI prints the final exposition."""
+    from exporter.source import FileSource  # noqa: PLC0415
+
+    core = build_core(settings, None, trace_exporter=trace_exporter)
+    stop = threading.Event()
+    pipeline = core.pipeline
+    FileSource(path, core.health).run(lambda gen, data: pipeline.chunk(gen, False, data), stop)
+    # The CLI decides within timeout + gather_job_timeout of its last probe; give the capture that long.
+    pipeline.finish(settings["timeout"] + settings["gather-job-timeout"] + 1.0)
+    if core.traces is not None:
+        with core.sink.lock:
+            core.tracker.close_all()
+        core.traces.shutdown(settings["shutdown.timeout"])
+    if out is not None:
+        out.write(core.exposition().decode())
+        out.flush()
+    return core
+
+
+def record(bus: str, output: str, max_backoff: float = 30.0) -> int:
+    """Write the raw bytes read from the bus to `output` until SIGINT/SIGTERM (flushed per chunk)."""
+    health = Health()
+    source = open_source(bus, health, max_backoff=max_backoff)
+    if not source.live:
+        print(f"record: {bus} is a file, not a bus", file=sys.stderr)
+        return 2
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *a: stop.set())
+    signal.signal(signal.SIGINT, lambda *a: stop.set())
+    with open(output, "wb") as fh:  # noqa: PTH123
+
+        def emit(gen: int, data: bytes) -> None:
+            fh.write(data)
+            fh.flush()
+
+        source.run(emit, stop)
+    log.info("recorded", bus=bus, output=output, bytes=health.bytes_read, connections=health.connections)
+    return 0

@@ -1,0 +1,147 @@
+"""`salt-event-exporter [run|record|replay|demo]`: parse, configure logging, hand over to app."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+import structlog
+
+from exporter import __version__, config
+
+COMMANDS = ("run", "record", "replay", "demo")
+TRACKER_SETTINGS = (
+    "timeout",
+    "gather-job-timeout",
+    "job-deadline",
+    "max-jobs",
+    "max-closed-jobs",
+    "metrics.max-functions",
+    "metrics.minion-label",
+    "metrics.max-minions",
+    "metrics.minion-ttl",
+    "otlp.endpoint",
+    "otlp.protocol",
+    "master-id",
+    "traces.include-args",
+    "traces.redact",
+    "traces.max-attribute-size",
+    "traces.max-state-spans",
+    "traces.max-queue",
+    "shutdown.timeout",
+    "log.level",
+    "log.format",
+)
+
+
+def setup_logging(level: str, fmt: str) -> None:
+    """structlog to stderr: JSON by default, console on a TTY; no per-event logs anywhere."""
+    if fmt == "auto":
+        fmt = "console" if sys.stderr.isatty() else "json"
+    renderer: Any = (
+        structlog.dev.ConsoleRenderer(colors=False)
+        if fmt == "console"
+        else structlog.processors.JSONRenderer()
+    )
+    structlog.configure(
+        processors=[
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            structlog.processors.format_exc_info,
+            renderer,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(getattr(logging, level.upper())),
+        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+        cache_logger_on_first_use=False,
+    )
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(
+        prog="salt-event-exporter",
+        description="Prometheus metrics and OpenTelemetry traces from the Salt master event bus.",
+    )
+    top.add_argument("--version", action="version", version=f"salt-event-exporter {__version__}")
+    sub = top.add_subparsers(dest="command")
+
+    run = sub.add_parser("run", help="run the exporter daemon (the default)")
+    config.add_arguments(run)
+    run.add_argument("--check-config", action="store_true", help="validate the settings, print them, exit")
+
+    rec = sub.add_parser("record", help="write the raw bus bytes to a file, for bug reports and fixtures")
+    config.add_arguments(rec, ["bus", "reconnect.max-backoff", "log.level", "log.format"])
+    rec.add_argument("--output", "-o", required=True, help="file to write")
+
+    rep = sub.add_parser("replay", help="run a capture through the pipeline and print the final metrics")
+    config.add_arguments(rep, TRACKER_SETTINGS)
+    rep.add_argument("capture", help="a file written by `record` (or ../shared/captures/*.bin)")
+
+    demo = sub.add_parser("demo", help="start a real Salt master and minions, run jobs, serve live metrics")
+    config.add_arguments(demo, ("web.listen-address", "log.level", "log.format", "otlp.endpoint"))
+    demo.add_argument("--salt-version", default="3008.4", help="Salt release from PyPI (default 3008.4)")
+    demo.add_argument("--duration", type=float, default=0, help="stop after this many seconds (0: Ctrl-C)")
+    demo.add_argument("--replay", action="store_true", help="skip Salt; loop a bundled real capture")
+    return top
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    if not args_list or (args_list[0] not in COMMANDS and args_list[0] not in ("-h", "--help", "--version")):
+        args_list.insert(0, "run")
+    args = parser().parse_args(args_list)
+    try:
+        settings = config.load(args)
+    except config.ConfigError as exc:
+        print(f"salt-event-exporter: {exc}", file=sys.stderr)
+        return 2
+    setup_logging(settings["log.level"], settings["log.format"])
+    command = args.command or "run"
+    if command == "run":
+        return _run(settings, args.check_config)
+    if command == "record":
+        from exporter.app import record  # noqa: PLC0415
+
+        return record(settings["bus"], args.output, settings["reconnect.max-backoff"])
+    if command == "replay":
+        from exporter.app import replay  # noqa: PLC0415
+
+        if not os.path.isfile(args.capture):  # noqa: PTH113
+            print(f"salt-event-exporter replay: {args.capture} is not a file", file=sys.stderr)
+            return 2
+        replay(settings, args.capture, out=sys.stdout)
+        return 0
+    from exporter.demo import run_demo  # noqa: PLC0415
+
+    return run_demo(settings, args.salt_version, args.duration, args.replay)
+
+
+def _run(settings: dict[str, Any], check_only: bool) -> int:
+    from exporter.app import Daemon  # noqa: PLC0415
+    from exporter.web import WebConfigError, load_web_config  # noqa: PLC0415
+
+    if settings["web.config.file"]:
+        try:
+            load_web_config(settings["web.config.file"])
+        except WebConfigError as exc:
+            print(f"salt-event-exporter: {exc}", file=sys.stderr)
+            return 2
+    if check_only:
+        origin = settings["_origin"]
+        for setting in config.SETTINGS:
+            print(f"{setting.name} = {settings[setting.name]!r}  ({origin[setting.name]})")
+        print("configuration OK")
+        return 0
+    try:
+        daemon = Daemon(settings)
+    except OSError as exc:
+        print(
+            f"salt-event-exporter: cannot listen on {settings['web.listen-address']}: {exc.strerror}",
+            file=sys.stderr,
+        )
+        return 1
+    daemon.install_signals()
+    return daemon.run()

@@ -1,0 +1,282 @@
+"""Settings: one table, four layers (defaults < config file < environment < flags).
+
+Every setting has one name used everywhere: the flag `--NAME`, the YAML key `NAME` in `--config.file`, and
+the environment variable `SALT_EXPORTER_<NAME>` (upper case, `.` and `-` as `_`). A bad value fails at start
+with a message naming the setting, where it came from, and what is accepted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ENV_PREFIX = "SALT_EXPORTER_"
+DEFAULT_BUS = "/var/run/salt/master/master_event_pub.ipc"
+
+
+class ConfigError(ValueError):
+    """A setting is invalid; the message says which, where from, and the fix."""
+
+
+def _positive_float(value: Any) -> float:
+    number = float(value)
+    if not number > 0:
+        raise ValueError("must be a number greater than 0")
+    return number
+
+
+def _positive_int(value: Any) -> int:
+    if isinstance(value, bool):
+        raise ValueError("must be a whole number greater than 0")
+    number = int(value)
+    if number <= 0 or (isinstance(value, float) and value != number):
+        raise ValueError("must be a whole number greater than 0")
+    return number
+
+
+def _bool(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off"):
+        return False
+    raise ValueError("must be true or false")
+
+
+def _listen(value: Any) -> str:
+    text = str(value)
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValueError("must be HOST:PORT, e.g. 127.0.0.1:9646 or :9646 (all interfaces)")
+    if host.startswith("[") != host.endswith("]"):
+        raise ValueError("an IPv6 host must be in brackets, e.g. [::1]:9646")
+    return text
+
+
+def _path(value: Any) -> str:
+    text = str(value)
+    if not text.startswith("/"):
+        raise ValueError("must start with /")
+    return text
+
+
+def _choice(*choices: str) -> Callable[[Any], str]:
+    def check(value: Any) -> str:
+        text = str(value)
+        if text not in choices:
+            raise ValueError("must be one of " + ", ".join(choices))
+        return text
+
+    return check
+
+
+def _bus(value: Any) -> str:
+    text = str(value)
+    if not text:
+        raise ValueError(
+            "must be a socket path, tcp://HOST:PORT, zmq+ipc://PATH, zmq+tcp://HOST:PORT or a capture file"
+        )
+    if text.startswith(("tcp://", "zmq+tcp://")):
+        hostport = text.split("://", 1)[1]
+        host, sep, port = hostport.rpartition(":")
+        if not sep or not host or not port.isdigit():
+            raise ValueError("a TCP bus must be tcp://HOST:PORT, e.g. tcp://127.0.0.1:4512")
+    return text
+
+
+def _str(value: Any) -> str:
+    return str(value)
+
+
+def _opt_str(value: Any) -> str | None:
+    return None if value in (None, "") else str(value)
+
+
+def _patterns(value: Any) -> tuple[str, ...]:
+    import re  # noqa: PLC0415
+
+    items = value.split(",") if isinstance(value, str) else list(value)
+    out = tuple(str(i).strip() for i in items if str(i).strip())
+    for item in out:
+        re.compile(item)
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class Setting:
+    name: str
+    parse: Callable[[Any], Any]
+    default: Any
+    help: str
+    is_flag: bool = False  # a boolean flag without a value on the command line
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting(
+        "bus",
+        _bus,
+        DEFAULT_BUS,
+        "Event bus: socket path, tcp://HOST:PORT (ipc_mode: tcp), zmq+ipc://PATH or zmq+tcp://HOST:PORT "
+        "(Salt 2015.8), or a capture file to replay.",
+    ),
+    Setting(
+        "web.listen-address",
+        _listen,
+        "127.0.0.1:9646",
+        "Address for /metrics. Loopback by default: set :9646 or HOST:9646 to let a remote Prometheus in.",
+    ),
+    Setting("web.telemetry-path", _path, "/metrics", "Path of the metrics endpoint."),
+    Setting("web.config.file", _opt_str, None, "Exporter-toolkit web config (TLS, basic auth)."),
+    Setting("log.level", _choice("debug", "info", "warning", "error"), "info", "Log level."),
+    Setting(
+        "log.format", _choice("auto", "json", "console"), "auto", "json, console, or auto (console on a TTY)."
+    ),
+    Setting("timeout", _positive_float, 5.0, "The master's/CLI's `timeout` in seconds."),
+    Setting("gather-job-timeout", _positive_float, 10.0, "The master's `gather_job_timeout` in seconds."),
+    Setting(
+        "job-deadline",
+        _positive_float,
+        600.0,
+        "Seconds after which minions of a job nobody probes with find_job (--async, API) count as silent.",
+    ),
+    Setting("max-jobs", _positive_int, 10_000, "Open jobs kept; the oldest is evicted (counted) beyond it."),
+    Setting(
+        "max-closed-jobs", _positive_int, 10_000, "Closed jobs remembered for late and duplicate returns."
+    ),
+    Setting(
+        "metrics.max-functions", _positive_int, 500, "Distinct function label values; more become __other__."
+    ),
+    Setting("metrics.minion-label", _bool, False, "Expose per-minion series (salt_minion_*).", True),
+    Setting(
+        "metrics.max-minions", _positive_int, 10_000, "Per-minion series kept (least recently seen go first)."
+    ),
+    Setting("metrics.minion-ttl", _positive_float, 3600.0, "Seconds a silent minion's series are kept."),
+    Setting("buffer.size", _positive_int, 64 * 1024 * 1024, "Bytes buffered between reader and pipeline."),
+    Setting(
+        "reconnect.max-backoff", _positive_float, 30.0, "Longest wait between reconnect attempts, seconds."
+    ),
+    Setting("replay.loop", _bool, False, "With a capture file as --bus: replay it forever.", True),
+    Setting("master-id", _str, "", "This master's identity on spans (default: the host name)."),
+    Setting("shutdown.timeout", _positive_float, 10.0, "Seconds allowed for flushing spans on shutdown."),
+    Setting(
+        "otlp.endpoint",
+        _opt_str,
+        None,
+        "OTLP endpoint for traces; tracing is off unless this or OTEL_EXPORTER_OTLP_(TRACES_)ENDPOINT is set.",
+    ),
+    Setting(
+        "otlp.protocol",
+        _choice("http/protobuf", "grpc"),
+        "http/protobuf",
+        "OTLP protocol (OTEL_EXPORTER_OTLP_PROTOCOL also works).",
+    ),
+    Setting(
+        "traces.include-args",
+        _bool,
+        False,
+        "Add arg/fun_args/return to spans (redacted, capped). Off: they may carry secrets.",
+        True,
+    ),
+    Setting(
+        "traces.redact",
+        _patterns,
+        ("password", "passwd", "token", "key", "secret"),
+        "Comma-separated regexes; matching keys/values are replaced by [REDACTED].",
+    ),
+    Setting(
+        "traces.max-attribute-size", _positive_int, 1024, "Cap in characters for opt-in payload attributes."
+    ),
+    Setting("traces.max-state-spans", _positive_int, 100, "Per-state spans kept per job."),
+    Setting("traces.max-queue", _positive_int, 8192, "Spans queued for export; more are dropped (counted)."),
+)
+
+BY_NAME: dict[str, Setting] = {s.name: s for s in SETTINGS}
+
+
+def env_name(name: str) -> str:
+    return ENV_PREFIX + name.upper().replace(".", "_").replace("-", "_")
+
+
+def dest(name: str) -> str:
+    return name.replace(".", "_").replace("-", "_")
+
+
+def add_arguments(parser: argparse.ArgumentParser, names: Sequence[str] | None = None) -> None:
+    """Add `--NAME` for each setting (all by default); unset flags stay None so lower layers show."""
+    parser.add_argument("--config.file", dest="config_file", default=None, help="YAML file with settings.")
+    for setting in SETTINGS:
+        if names is not None and setting.name not in names:
+            continue
+        if setting.is_flag:
+            parser.add_argument(
+                f"--{setting.name}",
+                dest=dest(setting.name),
+                default=None,
+                action=argparse.BooleanOptionalAction,
+                help=setting.help,
+            )
+        else:
+            parser.add_argument(f"--{setting.name}", dest=dest(setting.name), default=None, help=setting.help)
+
+
+def load(args: argparse.Namespace, environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """Merge defaults < file < env < flags, parsing and validating each value where it came from."""
+    environ = os.environ if environ is None else environ
+    values: dict[str, Any] = {s.name: s.default for s in SETTINGS}
+    origin: dict[str, str] = {s.name: "default" for s in SETTINGS}
+
+    def put(name: str, raw: Any, where: str) -> None:
+        setting = BY_NAME[name]
+        try:
+            values[name] = setting.parse(raw)
+        except (ValueError, TypeError) as exc:
+            raise ConfigError(f"invalid {name} = {raw!r} (from {where}): {exc}") from None
+        origin[name] = where
+
+    config_file = getattr(args, "config_file", None) or environ.get(ENV_PREFIX + "CONFIG_FILE")
+    if config_file:
+        for name, raw in _read_file(config_file).items():
+            put(name, raw, f"config file {config_file}")
+    for setting in SETTINGS:
+        raw_env = environ.get(env_name(setting.name))
+        if raw_env is not None:
+            put(setting.name, raw_env, f"environment {env_name(setting.name)}")
+    for setting in SETTINGS:
+        raw_flag = getattr(args, dest(setting.name), None)
+        if raw_flag is not None:
+            put(setting.name, raw_flag, f"flag --{setting.name}")
+    if not values["master-id"]:
+        values["master-id"] = socket.gethostname()
+    values["_origin"] = origin
+    return values
+
+
+def _read_file(path: str) -> dict[str, Any]:
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config file {path} is not valid YAML: {exc}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path} must be a mapping of setting names to values")
+    unknown = sorted(str(k) for k in data if k not in BY_NAME)
+    if unknown:
+        raise ConfigError(
+            f"config file {path}: unknown setting(s) {', '.join(unknown)}; "
+            f"known settings: {', '.join(BY_NAME)}"
+        )
+    return {str(k): v for k, v in data.items()}

@@ -1,0 +1,276 @@
+"""HTTP endpoints: the metrics path, `/-/healthy` and `/-/ready`, with optional TLS and basic auth.
+
+`--web.config.file` takes the Prometheus exporter-toolkit format (tls_server_config, basic_auth_users with
+bcrypt hashes). The file is re-read on SIGHUP or when its modification time changes, and a bad new file
+keeps the old settings (logged) so scrapes never stop.
+"""
+
+from __future__ import annotations
+
+import base64
+import hmac
+import ssl
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import bcrypt
+import structlog
+import yaml
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+
+log = structlog.get_logger("exporter.web")
+
+TLS_VERSIONS = {
+    "TLS10": ssl.TLSVersion.TLSv1,
+    "TLS11": ssl.TLSVersion.TLSv1_1,
+    "TLS12": ssl.TLSVersion.TLSv1_2,
+    "TLS13": ssl.TLSVersion.TLSv1_3,
+}
+
+
+class WebConfigError(ValueError):
+    pass
+
+
+@dataclass(slots=True)
+class WebConfig:
+    tls: ssl.SSLContext | None = None
+    users: dict[str, bytes] = field(default_factory=dict)
+    mtime: float = 0.0
+
+
+def load_web_config(path: str) -> WebConfig:
+    """Parse an exporter-toolkit web config file; errors name the key and the fix."""
+    file = Path(path)
+    try:
+        data = yaml.safe_load(file.read_text(encoding="utf-8")) or {}
+        mtime = file.stat().st_mtime
+    except OSError as exc:
+        raise WebConfigError(f"web.config.file {path}: {exc.strerror}") from None
+    except yaml.YAMLError as exc:
+        raise WebConfigError(f"web.config.file {path}: not valid YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise WebConfigError(f"web.config.file {path}: must be a mapping")
+    unknown = set(data) - {"tls_server_config", "basic_auth_users", "http_server_config"}
+    if unknown:
+        raise WebConfigError(f"web.config.file {path}: unknown key(s) {', '.join(sorted(unknown))}")
+    config = WebConfig(mtime=mtime)
+    users = data.get("basic_auth_users") or {}
+    if not isinstance(users, dict):
+        raise WebConfigError(f"web.config.file {path}: basic_auth_users must map user names to bcrypt hashes")
+    for user, hashed in users.items():
+        if not isinstance(hashed, str) or not hashed.startswith(("$2a$", "$2b$", "$2y$")):
+            raise WebConfigError(
+                f"web.config.file {path}: basic_auth_users.{user} must be a bcrypt hash "
+                "(e.g. from `htpasswd -nBC 10 user`), not a plain password"
+            )
+        config.users[str(user)] = hashed.encode()
+    tls = data.get("tls_server_config")
+    if tls:
+        config.tls = _tls_context(path, tls)
+    return config
+
+
+def _tls_context(path: str, tls: dict[str, Any]) -> ssl.SSLContext:
+    base = Path(path).parent
+
+    def resolve(key: str) -> str | None:
+        value = tls.get(key)
+        return None if not value else str(base / str(value))
+
+    cert, key = resolve("cert_file"), resolve("key_file")
+    if not cert or not key:
+        raise WebConfigError(f"web.config.file {path}: tls_server_config needs cert_file and key_file")
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    min_version = str(tls.get("min_version", "TLS12"))
+    if min_version not in TLS_VERSIONS:
+        raise WebConfigError(
+            f"web.config.file {path}: tls_server_config.min_version must be one of {', '.join(TLS_VERSIONS)}"
+        )
+    ctx.minimum_version = TLS_VERSIONS[min_version]
+    try:
+        ctx.load_cert_chain(cert, key)
+        client_ca = resolve("client_ca_file")
+        auth_type = str(
+            tls.get("client_auth_type", "RequireAndVerifyClientCert" if client_ca else "NoClientCert")
+        )
+        if client_ca:
+            ctx.load_verify_locations(client_ca)
+    except (OSError, ssl.SSLError) as exc:
+        raise WebConfigError(f"web.config.file {path}: cannot load TLS files: {exc}") from None
+    modes = {
+        "NoClientCert": ssl.CERT_NONE,
+        "RequestClientCert": ssl.CERT_OPTIONAL,
+        "VerifyClientCertIfGiven": ssl.CERT_OPTIONAL,
+        "RequireAnyClientCert": ssl.CERT_REQUIRED,
+        "RequireAndVerifyClientCert": ssl.CERT_REQUIRED,
+    }
+    if auth_type not in modes:
+        raise WebConfigError(
+            f"web.config.file {path}: tls_server_config.client_auth_type must be one of {', '.join(modes)}"
+        )
+    if modes[auth_type] != ssl.CERT_NONE and not client_ca:
+        raise WebConfigError(f"web.config.file {path}: client_auth_type {auth_type} needs client_ca_file")
+    ctx.verify_mode = modes[auth_type]
+    return ctx
+
+
+class WebServer:
+    """A threaded HTTP(S) server; `ready` decides /-/ready, `registry` feeds the metrics path."""
+
+    def __init__(
+        self,
+        listen: str,
+        telemetry_path: str,
+        registry: CollectorRegistry,
+        ready: Callable[[], bool],
+        web_config_file: str | None = None,
+    ) -> None:
+        host, _, port = listen.rpartition(":")
+        self.host = host.strip("[]") or "0.0.0.0"  # noqa: S104 - ":PORT" means all interfaces, as documented
+        self.telemetry_path = telemetry_path
+        self.registry = registry
+        self.ready = ready
+        self.web_config_file = web_config_file
+        self.config = load_web_config(web_config_file) if web_config_file else WebConfig()
+        self._lock = threading.Lock()
+        handler = self._handler_class()
+        ThreadingHTTPServer.address_family = (
+            __import__("socket").AF_INET6 if ":" in self.host else __import__("socket").AF_INET
+        )
+        self.httpd = ThreadingHTTPServer((self.host, int(port)), handler)
+        self.httpd.daemon_threads = True
+        self.port = self.httpd.server_address[1]
+        self._thread: threading.Thread | None = None
+
+    def reload(self) -> bool:
+        """Re-read the web config; keep the old one if the new one is bad."""
+        if not self.web_config_file:
+            return False
+        try:
+            config = load_web_config(self.web_config_file)
+        except WebConfigError as exc:
+            log.error("web_config_reload_failed", error=str(exc), kept="previous settings")
+            return False
+        with self._lock:
+            self.config = config
+        log.info("web_config_reloaded", file=self.web_config_file)
+        return True
+
+    def maybe_reload(self) -> None:
+        if not self.web_config_file:
+            return
+        try:
+            mtime = Path(self.web_config_file).stat().st_mtime
+        except OSError:
+            return
+        if mtime != self.config.mtime:
+            self.reload()
+
+    def _handler_class(self) -> type[BaseHTTPRequestHandler]:
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+                return  # no per-request logs
+
+            def do_GET(self) -> None:
+                config = server.config
+                if config.users and not _authorized(self.headers.get("Authorization"), config.users):
+                    self._send(
+                        401,
+                        b"Unauthorized\n",
+                        extra={"WWW-Authenticate": 'Basic realm="salt-event-exporter"'},
+                    )
+                    return
+                path = self.path.split("?", 1)[0]
+                if path == server.telemetry_path:
+                    try:
+                        body = generate_latest(server.registry)
+                    except Exception:
+                        log.exception("scrape_failed")
+                        self._send(500, b"scrape failed, see the exporter log\n")
+                        return
+                    self._send(200, body, CONTENT_TYPE_LATEST)
+                elif path == "/-/healthy":
+                    self._send(200, b"Healthy\n")
+                elif path == "/-/ready":
+                    if server.ready():
+                        self._send(200, b"Ready\n")
+                    else:
+                        self._send(503, b"Not ready: not connected to the Salt event bus\n")
+                elif path == "/":
+                    page = (
+                        "<html><head><title>salt-event-exporter</title></head><body>"
+                        f"<h1>salt-event-exporter</h1><p><a href='{server.telemetry_path}'>Metrics</a></p>"
+                        "</body></html>\n"
+                    )
+                    self._send(200, page.encode(), "text/html; charset=utf-8")
+                else:
+                    self._send(404, b"Not found\n")
+
+            def _send(
+                self,
+                code: int,
+                body: bytes,
+                ctype: str = "text/plain; charset=utf-8",
+                extra: dict[str, str] | None = None,
+            ) -> None:
+                self.send_response(code)
+                self.send_header("Content-Type", ctype)
+                self.send_header("Content-Length", str(len(body)))
+                for key, value in (extra or {}).items():
+                    self.send_header(key, value)
+                self.end_headers()
+                self.wfile.write(body)
+
+        return Handler
+
+    def _serve(self) -> None:
+        httpd = self.httpd
+        original = httpd.get_request
+
+        def get_request() -> tuple[Any, Any]:
+            sock, addr = original()
+            tls = self.config.tls
+            if tls is not None:
+                # The handshake runs on first read, in the request's own thread, so a slow or plain-HTTP
+                # client cannot hold up the accept loop.
+                sock.settimeout(10)
+                sock = tls.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
+            return sock, addr
+
+        httpd.get_request = get_request  # type: ignore[method-assign]
+        httpd.handle_error = lambda request, client_address: None  # type: ignore[method-assign]
+        httpd.serve_forever(poll_interval=0.2)
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._serve, name="web", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def _authorized(header: str | None, users: dict[str, bytes]) -> bool:
+    if not header or not header.startswith("Basic "):
+        return False
+    try:
+        user, _, password = base64.b64decode(header[6:], validate=True).decode().partition(":")
+    except (ValueError, UnicodeDecodeError):
+        return False
+    hashed = users.get(user)
+    if hashed is None:
+        hmac.compare_digest(b"x", b"y")
+        return False
+    try:
+        return bcrypt.checkpw(password.encode(), hashed)
+    except ValueError:
+        return False
