@@ -66,12 +66,14 @@ def build_core(
     clock: Callable[[], float] | None,
     environ: dict[str, str] | None = None,
     trace_exporter: Any = None,
+    framing: str | None = None,
+    health: Health | None = None,
 ) -> Core:
     """`clock` None means event time only (replay); `trace_exporter` lets tests capture spans in memory."""
-    import os  # noqa: PLC0415
+    import os
 
     env = dict(os.environ) if environ is None else environ
-    health = Health()
+    health = health or Health()
     sink = MetricsSink(
         MetricsConfig(
             max_functions=settings["metrics.max-functions"],
@@ -83,7 +85,7 @@ def build_core(
     )
     traces: TraceSink | None = None
     if trace_exporter is not None or tracing_enabled(settings, env):
-        from exporter.traces import build_trace_sink  # noqa: PLC0415 - OpenTelemetry only when tracing
+        from exporter.traces import build_trace_sink  # OpenTelemetry only when tracing
 
         traces = build_trace_sink(settings, health, env, exporter=trace_exporter)
     tracker = Tracker(
@@ -101,7 +103,7 @@ def build_core(
     )
     registry = CollectorRegistry(auto_describe=False)
     registry.register(SaltCollector(sink, tracker, health))
-    pipeline = Pipeline(tracker, sink, health, clock=clock)
+    pipeline = Pipeline(tracker, sink, health, clock=clock, framing=framing)
     return Core(health, sink, tracker, pipeline, registry, traces)
 
 
@@ -110,14 +112,18 @@ class Daemon:
         self.settings = settings
         self.stop = threading.Event()
         self.reload = threading.Event()
-        source_probe = open_source(settings["bus"], Health(), loop=settings["replay.loop"])
-        live = source_probe.live
-        self.core = build_core(settings, time.time if live else None)
+        health = Health()
         self.source: Source = open_source(
             settings["bus"],
-            self.core.health,
+            health,
             loop=settings["replay.loop"],
             max_backoff=settings["reconnect.max-backoff"],
+        )
+        self.core = build_core(
+            settings,
+            time.time if self.source.live else None,
+            framing=getattr(self.source, "framing", None),
+            health=health,
         )
         self.buffer = ByteBuffer(settings["buffer.size"], self.core.health)
         self.web = WebServer(
@@ -205,7 +211,7 @@ class Daemon:
 
 def replay(settings: dict[str, Any], path: str, out: Any = None, trace_exporter: Any = None) -> Core:
     """Run a capture through the pipeline on event time; the CLI prints the final exposition."""
-    from exporter.source import FileSource  # noqa: PLC0415
+    from exporter.source import FileSource
 
     core = build_core(settings, None, trace_exporter=trace_exporter)
     stop = threading.Event()

@@ -103,25 +103,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     if command == "run":
         return _run(settings, args.check_config)
     if command == "record":
-        from exporter.app import record  # noqa: PLC0415
+        from exporter.app import record
 
         return record(settings["bus"], args.output, settings["reconnect.max-backoff"])
     if command == "replay":
-        from exporter.app import replay  # noqa: PLC0415
+        from exporter.app import replay
 
         if not os.path.isfile(args.capture):  # noqa: PTH113
             print(f"salt-event-exporter replay: {args.capture} is not a file", file=sys.stderr)
             return 2
         replay(settings, args.capture, out=sys.stdout)
         return 0
-    from exporter.demo import run_demo  # noqa: PLC0415
+    from exporter.demo import run_demo
 
     return run_demo(settings, args.salt_version, args.duration, args.replay)
 
 
 def _run(settings: dict[str, Any], check_only: bool) -> int:
-    from exporter.app import Daemon  # noqa: PLC0415
-    from exporter.web import WebConfigError, load_web_config  # noqa: PLC0415
+    from exporter.app import Daemon
+    from exporter.web import WebConfigError, load_web_config
 
     if settings["web.config.file"]:
         try:

@@ -102,7 +102,7 @@ def _opt_str(value: Any) -> str | None:
 
 
 def _patterns(value: Any) -> tuple[str, ...]:
-    import re  # noqa: PLC0415
+    import re
 
     items = value.split(",") if isinstance(value, str) else list(value)
     out = tuple(str(i).strip() for i in items if str(i).strip())
@@ -171,7 +171,8 @@ SETTINGS: tuple[Setting, ...] = (
         "otlp.endpoint",
         _opt_str,
         None,
-        "OTLP endpoint for traces; tracing is off unless this or OTEL_EXPORTER_OTLP_(TRACES_)ENDPOINT is set.",
+        "OTLP endpoint for traces; tracing is off unless this or "
+        "OTEL_EXPORTER_OTLP_(TRACES_)ENDPOINT is set.",
     ),
     Setting(
         "otlp.protocol",

@@ -198,7 +198,7 @@ def _str_list(value: object) -> list[str]:
 
 def _first_str(value: object) -> str | None:
     if type(value) is list and value and type(value[0]) is str:
-        return value[0]  # type: ignore[no-any-return]
+        return value[0]
     return None
 
 
@@ -231,9 +231,9 @@ def parse(body: bytes) -> Parsed:
         return _job(tag, body, sep)
     if tag.startswith(b"salt/presence/"):
         return _with_data(body, sep, "presence", _presence, tag[14:])
-    if tag.startswith(b"salt/run/") or tag.startswith(b"salt/wheel/"):
+    if tag.startswith((b"salt/run/", b"salt/wheel/")):
         return _run(tag, body, sep)
-    if tag == b"salt/auth" or tag == b"salt/key":
+    if tag in {b"salt/auth", b"salt/key"}:
         return _with_data(body, sep, tag[5:].decode(), _act, tag[5:])
     if tag.startswith(b"salt/minion/"):
         parts = tag.split(b"/")

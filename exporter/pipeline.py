@@ -44,6 +44,12 @@ class Pipeline:
 
     def chunk(self, gen: int, gap: bool, data: bytes) -> None:
         """Feed one buffered chunk; a new generation is a new connection, so framing is detected anew."""
+        if self.fixed_framing is not None:
+            # Message transports (ZeroMQ) deliver one event body per chunk.
+            frames = self.health.frames
+            frames[self.fixed_framing] = frames.get(self.fixed_framing, 0) + 1
+            self.bodies([data])
+            return
         if gen != self.generation:
             self.generation = gen
             self.decoder.reset()

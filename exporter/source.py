@@ -8,12 +8,11 @@ backoff and jitter; each state change is logged once, not per attempt.
 
 from __future__ import annotations
 
+import contextlib
 import errno
-import os
 import random
 import socket
 import threading
-import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -139,10 +138,8 @@ class StreamSource:
             if self._family != socket.AF_UNIX:
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             with_buf = 4 * 1024 * 1024
-            try:
+            with contextlib.suppress(OSError):
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, with_buf)
-            except OSError:
-                pass
         except BaseException:
             sock.close()
             raise
@@ -235,7 +232,7 @@ class FileSource:
 def open_source(address: str, health: Health, loop: bool = False, max_backoff: float = 30.0) -> Source:
     """Pick the source for a `--bus` address."""
     if address.startswith(("zmq+ipc://", "zmq+tcp://")):
-        from exporter.zmqsource import ZmqSource  # noqa: PLC0415 - pyzmq only for 2015.8 masters
+        from exporter.zmqsource import ZmqSource  # pyzmq only for 2015.8 masters
 
         return ZmqSource(address, health, max_backoff=max_backoff)
     if address.startswith("tcp://"):
@@ -246,16 +243,3 @@ def open_source(address: str, health: Health, loop: bool = False, max_backoff: f
     if path.is_file():
         return FileSource(address, health, loop)
     return StreamSource(address, health, max_backoff)
-
-
-def wall_clock() -> float:
-    return time.time()
-
-
-def is_socket(path: str) -> bool:
-    try:
-        import stat  # noqa: PLC0415
-
-        return stat.S_ISSOCK(os.stat(path).st_mode)
-    except OSError:
-        return False

@@ -221,8 +221,7 @@ class Tracker:
 
     def advance(self, now: float) -> None:
         """Move time forward and fire every check that is due."""
-        if now > self.now:
-            self.now = now
+        self.now = max(self.now, now)
         heap = self._heap
         while heap and heap[0][0] <= self.now:
             at, _, jid = heapq.heappop(heap)
@@ -348,8 +347,7 @@ class Tracker:
                 self._keep_states(job, minion, ev.ret)
         if job.closed:
             return
-        if ev.stamp > job.last:
-            job.last = ev.stamp
+        job.last = max(job.last, ev.stamp)
         if self._finished(job):
             self._close(job, job.last, CLOSED)
 
@@ -457,8 +455,7 @@ class Tracker:
             self._verdict(job, minion, at, why)
         self.pending_total -= len(job.pending)
         job.pending.clear()
-        if at > job.last:
-            job.last = at
+        job.last = max(job.last, at)
         self._close(job, job.last, CLOSED)
 
     def _verdict(self, job: Job, minion: str, at: float, reason: str) -> None:

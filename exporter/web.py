@@ -131,7 +131,7 @@ class WebServer:
         web_config_file: str | None = None,
     ) -> None:
         host, _, port = listen.rpartition(":")
-        self.host = host.strip("[]") or "0.0.0.0"  # noqa: S104 - ":PORT" means all interfaces, as documented
+        self.host = host.strip("[]") or "0.0.0.0"
         self.telemetry_path = telemetry_path
         self.registry = registry
         self.ready = ready
@@ -177,7 +177,7 @@ class WebServer:
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
 
-            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+            def log_message(self, format: str, *args: Any) -> None:
                 return  # no per-request logs
 
             def do_GET(self) -> None:
