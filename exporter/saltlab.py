@@ -10,6 +10,7 @@ import contextlib
 import fcntl
 import json
 import os
+import pwd
 import secrets
 import shutil
 import signal
@@ -121,6 +122,13 @@ def _tail(path: Path, lines: int) -> str:
     except OSError:
         return f"(no {path.name})"
     return "\n".join(text.splitlines()[-lines:])
+
+
+def _read(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError:
+        return b""
 
 
 def _connectable(address: str | tuple[str, int]) -> bool:
@@ -496,6 +504,13 @@ class SaltLab:
         accepted = Path(self.master_opts["pki_dir"]) / "minions"
         for mid in targets:
             self._wait(lambda m=mid: (accepted / m).exists(), deadline, f"key of {mid} accepted", mid)
+        # Cheap hint first: a ping sent before a minion subscribes costs a whole find_job round.
+        soft = min(deadline, time.monotonic() + 30)
+        for mid in targets:
+            log = self.log_dir / f"{mid}.log"
+            while time.monotonic() < soft and b"ready to receive requests" not in _read(log):
+                self._raise_if_dead(mid)
+                time.sleep(0.1)
         pending = set(targets)
         last = ""
         while pending:
@@ -503,7 +518,7 @@ class SaltLab:
                 self._raise_if_dead(mid)
             result = self.salt(
                 "-L", ",".join(sorted(pending)), "test.ping", "--out=json", "--static",
-                "-t", "3", "--gather-job-timeout", "2",
+                "-t", "3",
                 timeout=60,
             )  # fmt: skip
             last = (result.stdout + result.stderr).strip()
@@ -577,7 +592,7 @@ class SaltLab:
             procs = [p for p in [*self._procs.values(), *self._extra_procs] if p.poll() is None]
             for proc in procs:
                 _killpg(proc.pid, signal.SIGTERM)
-            end = time.monotonic() + 5
+            end = time.monotonic() + 3
             for proc in procs:
                 with contextlib.suppress(subprocess.TimeoutExpired):
                     proc.wait(timeout=max(0.0, end - time.monotonic()))
@@ -630,8 +645,6 @@ class SaltLab:
 
 
 def _current_user() -> str:
-    import pwd  # noqa: PLC0415  (POSIX only, like the rest of the lab)
-
     return pwd.getpwuid(os.geteuid()).pw_name
 
 
