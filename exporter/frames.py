@@ -30,13 +30,14 @@ class FrameDecoder:
     One instance per connection; call `reset()` on reconnect and `gap()` when bytes were dropped.
     """
 
-    __slots__ = ("_buf", "_on_error", "_unpacker", "frames", "framing", "resyncs")
+    __slots__ = ("_buf", "_fed", "_on_error", "_unpacker", "frames", "framing", "resyncs")
 
     def __init__(self, on_error: ErrorSink) -> None:
         self._on_error = on_error
         self.framing: str | None = None
         self._unpacker: msgpack.Unpacker | None = None
         self._buf = b""
+        self._fed = 0
         self.frames = 0
         self.resyncs = 0
 
@@ -45,11 +46,13 @@ class FrameDecoder:
         self.framing = None
         self._unpacker = None
         self._buf = b""
+        self._fed = 0
 
     def gap(self) -> None:
         """Bytes were dropped before this decoder saw them: find the next frame start."""
         self._unpacker = None
         self._buf = b""
+        self._fed = 0
         self.framing = "resync:" + (self.framing or "")
 
     def feed(self, chunk: bytes) -> list[bytes]:
@@ -74,7 +77,7 @@ class FrameDecoder:
             return b""
         self.resyncs += 1
         self._buf = b""
-        if previous == PREFIXED and pos >= 4:
+        if previous == PREFIXED and pos >= 4 and 0 < int.from_bytes(data[pos - 4 : pos], "big") <= MAX_FRAME:
             self.framing = PREFIXED
             return data[pos - 4 :]
         self.framing = PLAIN
@@ -86,6 +89,8 @@ class FrameDecoder:
             unpacker = self._unpacker = msgpack.Unpacker(
                 raw=True, max_buffer_size=MAX_FRAME * 4, strict_map_key=False, use_list=True
             )
+        start = self._fed
+        self._fed = start + len(chunk)
         unpacker.feed(chunk)
         out: list[bytes] = []
         append = out.append
@@ -99,10 +104,17 @@ class FrameDecoder:
                 else:
                     self._on_error("bad_envelope")
         except (msgpack.UnpackException, ValueError, TypeError):
-            # A plain stream has no boundaries to fall back on: resynchronise on the next marker.
+            # A plain stream has no boundaries to fall back on: resynchronise on the next marker after
+            # the last good frame (within this chunk; earlier bytes are already gone).
             self._on_error("desync")
-            self.gap()
+            good_end = max(unpacker.tell() - start, 0)
+            self._unpacker = None
+            self._fed = 0
+            self._buf = b""
             self.framing = "resync:" + PLAIN
+            self.frames += len(out)
+            out.extend(self.feed(chunk[good_end + 1 :]))
+            return out
         self.frames += len(out)
         return out
 

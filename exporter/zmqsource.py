@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from typing import Any
 from urllib.parse import parse_qs
 
 import structlog
@@ -35,7 +36,7 @@ class ZmqSource:
         self.description = address
 
     def run(self, emit: Callable[[int, bytes], None], stop: threading.Event) -> None:
-        ctx = zmq.Context.instance()
+        ctx: Any = zmq.Context.instance()
         sock = ctx.socket(zmq.SUB)
         sock.setsockopt(zmq.SUBSCRIBE, self.subscribe)
         sock.setsockopt(zmq.RCVHWM, 100_000)
