@@ -14,7 +14,7 @@ from exporter.app import Core, build_core
 def settings(**overrides: Any) -> dict[str, Any]:
     values = config.load(argparse.Namespace(), environ={})
     for key, value in overrides.items():
-        values[key.replace("_", "-")] = value
+        values[key.replace("__", ".").replace("_", "-")] = value
     return values
 
 
@@ -23,7 +23,7 @@ def make_core(clock: Any = None, **overrides: Any) -> Core:
 
 
 def samples(exposition: bytes | str) -> dict[str, float]:
-    """`name{a="x",b="y"}` (labels sorted) -> value."""
+    """`name{a="x",b="y"}` (labels sorted) -> value. Override keys: `__` for `.`, `_` for `-`."""
     text = exposition.decode() if isinstance(exposition, bytes) else exposition
     out: dict[str, float] = {}
     for family in text_string_to_metric_families(text):

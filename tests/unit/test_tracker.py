@@ -1,0 +1,258 @@
+"""Job tracking and the did-not-return verdict, on generated events with event time only."""
+
+from __future__ import annotations
+
+from tests import wire
+from tests.helpers import make_core, value
+
+M = ["m1", "m2", "m3"]
+T0 = 1_800_000_000.0
+JID = "20270115080000000001"
+PROBE = "20270115080005000001"
+PROBE2 = "20270115080015000001"
+
+
+def feed(core, *bodies: bytes) -> None:
+    core.pipeline.bodies(list(bodies))
+
+
+def test_ping_counts_and_latency() -> None:
+    core = make_core()
+    feed(core, wire.new(JID, "test.ping", M, T0), *(wire.ret(JID, m, "test.ping", T0 + 0.1 * (i + 1)) for i, m in enumerate(M)))
+    assert value(core, 'salt_jobs_published_total{function="test.ping",tgt_type="glob"}') == 1
+    assert value(core, 'salt_job_minions_targeted_total{function="test.ping"}') == 3
+    assert value(core, 'salt_job_returns_total{function="test.ping",outcome="success"}') == 3
+    assert value(core, 'salt_job_return_latency_seconds_count{function="test.ping"}') == 3
+    assert abs(value(core, 'salt_job_return_latency_seconds_sum{function="test.ping"}') - 0.6) < 1e-3
+    assert value(core, 'salt_job_return_latency_seconds_bucket{function="test.ping",le="0.25"}') == 2
+    assert abs(value(core, 'salt_job_duration_seconds_sum{function="test.ping"}') - 0.3) < 1e-3
+    assert value(core, "salt_jobs_in_flight") == 0
+    assert value(core, "salt_job_minions_pending") == 0
+
+
+def test_find_job_probes_are_not_jobs_and_running_extends() -> None:
+    core = make_core(timeout=5.0, gather_job_timeout=10.0)
+    feed(
+        core,
+        wire.new(JID, "cmd.run", M, T0),
+        wire.probe(PROBE, JID, M, T0 + 5),
+        *(wire.answer(PROBE, JID, m, T0 + 5.1, running=True) for m in M),
+        wire.probe(PROBE2, JID, M, T0 + 15.2),
+        *(wire.answer(PROBE2, JID, m, T0 + 15.3, running=True) for m in M),
+        *(wire.ret(JID, m, "cmd.run", T0 + 20) for m in M),
+    )
+    core.pipeline.finish(60)
+    assert value(core, 'salt_jobs_published_total{function="cmd.run",tgt_type="glob"}') == 1
+    assert value(core, 'salt_jobs_published_total{function="saltutil.find_job",tgt_type="list"}') == 0
+    assert value(core, 'salt_find_job_probes_total{function="cmd.run"}') == 2
+    assert value(core, 'salt_find_job_answers_total{answer="running",function="cmd.run"}') == 6
+    assert value(core, 'salt_job_returns_total{function="cmd.run",outcome="success"}') == 3
+    assert value(core, 'salt_job_returns_total{function="saltutil.find_job",outcome="success"}') == 0
+    assert value(core, 'salt_job_minions_no_return_total{function="cmd.run",reason="no_response"}') == 0
+    assert value(core, 'salt_job_minions_no_return_total{function="cmd.run",reason="not_connected"}') == 0
+
+
+def test_silent_minion_verdict_at_cli_time() -> None:
+    """m3 dies: it never answers the probe; the others answer running and return."""
+    core = make_core(timeout=5.0, gather_job_timeout=10.0)
+    feed(
+        core,
+        wire.new(JID, "cmd.run", M, T0),
+        wire.probe(PROBE, JID, M, T0 + 5),
+        wire.answer(PROBE, JID, "m1", T0 + 5.1, running=True),
+        wire.answer(PROBE, JID, "m2", T0 + 5.1, running=True),
+        wire.ret(JID, "m1", "cmd.run", T0 + 12),
+        wire.ret(JID, "m2", "cmd.run", T0 + 12.1),
+        wire.probe(PROBE2, JID, ["m3"], T0 + 15.1),
+    )
+    assert value(core, "salt_job_minions_pending") == 1
+    # The second round (started 15.1) has no running answer: verdict at 25.1.
+    core.pipeline.finish(30)
+    assert value(core, 'salt_job_minions_no_return_total{function="cmd.run",reason="not_connected"}') == 1
+    assert value(core, 'salt_job_duration_seconds_count{function="cmd.run"}') == 1
+    assert abs(value(core, 'salt_job_duration_seconds_sum{function="cmd.run"}') - 25.1) < 1e-3
+    assert value(core, "salt_jobs_in_flight") == 0
+    # A late return after the verdict is counted as late and as a return.
+    feed(core, wire.ret(JID, "m3", "cmd.run", T0 + 40))
+    assert value(core, 'salt_job_late_returns_total{function="cmd.run"}') == 1
+    assert value(core, 'salt_job_returns_total{function="cmd.run",outcome="success"}') == 3
+
+
+def test_presence_decides_reason() -> None:
+    core = make_core()
+    present = wire.body("salt/presence/present", {"present": ["m1", "m2", "m3"], "_stamp": wire.stamp(T0 - 1)})
+    feed(core, present, wire.new(JID, "cmd.run", ["m1", "m2"], T0), wire.probe(PROBE, JID, ["m1", "m2"], T0 + 5),
+         wire.answer(PROBE, JID, "m1", T0 + 5.1, running=False))
+    lost = wire.body("salt/presence/change", {"new": [], "lost": ["m2"], "_stamp": wire.stamp(T0 + 6)})
+    feed(core, lost)
+    core.pipeline.finish(30)
+    # m1 is connected but never returned: [No response]; m2 was lost: [Not connected].
+    assert value(core, 'salt_job_minions_no_return_total{function="cmd.run",reason="no_response"}') == 1
+    assert value(core, 'salt_job_minions_no_return_total{function="cmd.run",reason="not_connected"}') == 1
+    assert value(core, "salt_presence_minions") == 2
+    assert value(core, 'salt_presence_changes_total{change="lost"}') == 1
+
+
+def test_missing_minion_is_no_key_at_once() -> None:
+    core = make_core()
+    feed(core, wire.new(JID, "test.ping", ["m1"], T0, missing=["nosuch"], tgt=["nosuch", "m1"], tgt_type="list"))
+    assert value(core, 'salt_job_minions_no_return_total{function="test.ping",reason="no_key"}') == 1
+    assert value(core, 'salt_job_minions_targeted_total{function="test.ping"}') == 2
+    feed(core, wire.ret(JID, "m1", "test.ping", T0 + 0.2))
+    assert value(core, "salt_jobs_in_flight") == 0
+    assert abs(value(core, 'salt_job_duration_seconds_sum{function="test.ping"}') - 0.2) < 1e-3
+
+
+def test_unprobed_job_uses_deadline() -> None:
+    core = make_core(job_deadline=100.0)
+    feed(core, wire.new(JID, "test.sleep", M, T0), wire.ret(JID, "m1", "test.sleep", T0 + 1))
+    core.pipeline.finish(30)  # past timeout + gather_job_timeout: an --async job, nobody probes
+    assert value(core, "salt_jobs_in_flight") == 1
+    assert value(core, "salt_job_minions_pending") == 2
+    core.tracker.advance(T0 + 100)
+    assert value(core, 'salt_job_minions_no_return_total{function="test.sleep",reason="deadline"}') == 2
+    assert abs(value(core, 'salt_job_duration_seconds_sum{function="test.sleep"}') - 100) < 1e-3
+
+
+def test_duplicates_and_publish_twins() -> None:
+    core = make_core()
+    publish = wire.body(f"salt/job/{JID}/publish", {"fun": "test.ping", "jid": JID, "_stamp": wire.stamp(T0)})
+    legacy = wire.body(JID, {"minions": M, "_stamp": wire.stamp(T0)})
+    feed(core, legacy, wire.new(JID, "test.ping", M, T0), publish, wire.new(JID, "test.ping", M, T0),
+         wire.ret(JID, "m1", "test.ping", T0 + 0.1), wire.ret(JID, "m1", "test.ping", T0 + 0.2))
+    assert value(core, 'salt_jobs_published_total{function="test.ping",tgt_type="glob"}') == 1
+    assert value(core, 'salt_job_minions_targeted_total{function="test.ping"}') == 3
+    assert value(core, 'salt_job_duplicate_returns_total{function="test.ping"}') == 1
+    assert value(core, 'salt_job_returns_total{function="test.ping",outcome="success"}') == 1
+    assert value(core, 'salt_events_total{category="job_publish"}') == 1
+    assert value(core, 'salt_events_total{category="job_legacy"}') == 1
+
+
+def test_batch_jid_merges_sub_batches() -> None:
+    """3008 `salt -b 1`: one jid, several `new` events with one minion each, closed by batch complete."""
+    core = make_core()
+    bnew = wire.body(f"salt/batch/{JID}/new", {"fun": "test.ping", "_stamp": wire.stamp(T0)})
+    done = wire.body(f"salt/batch/{JID}/complete", {"fun": "test.ping", "_stamp": wire.stamp(T0 + 3)})
+    bodies = [bnew]
+    for i, m in enumerate(M):
+        bodies += [wire.new(JID, "test.ping", [m], T0 + i, tgt=[m], tgt_type="list"), wire.ret(JID, m, "test.ping", T0 + i + 0.1)]
+    feed(core, *bodies)
+    assert value(core, "salt_jobs_in_flight") == 1
+    feed(core, done)
+    assert value(core, 'salt_jobs_published_total{function="test.ping",tgt_type="list"}') == 1
+    assert value(core, 'salt_job_minions_targeted_total{function="test.ping"}') == 3
+    assert value(core, 'salt_job_duration_seconds_count{function="test.ping"}') == 1
+    assert value(core, "salt_jobs_in_flight") == 0
+
+
+def test_unpublished_kinds() -> None:
+    core = make_core()
+    feed(
+        core,
+        wire.ret("20270115080000000002", "m1", "test.ping", T0, schedule="sched1"),
+        wire.ret("req", "m1", "test.ping", T0, success=None),
+        wire.ret("20270115080000000003", "m1", "test.ping", T0 + 1, success=None, user=None),
+        wire.ret("20270115080000000004", "m2", "cmd.run", T0 + 1, retcode=1),
+    )
+    assert value(core, 'salt_job_returns_unpublished_total{function="test.ping",kind="scheduled"}') == 1
+    # "user" is present but None in the third: still a published-style return without publish.
+    assert value(core, 'salt_job_returns_unpublished_total{function="test.ping",kind="salt_call"}') == 1
+    assert value(core, 'salt_job_returns_unpublished_total{function="cmd.run",kind="unknown_jid"}') == 1
+    assert value(core, 'salt_job_returns_total{function="cmd.run",outcome="failure"}') == 1
+    assert value(core, 'salt_job_return_failures_total{function="cmd.run",reason="retcode"}') == 1
+    assert value(core, "salt_job_return_latency_seconds_count") == 0
+
+
+def test_failure_reasons_and_state_results() -> None:
+    core = make_core()
+    states = {
+        "file_|-a_|-/tmp/a_|-managed": {"result": True, "changes": {"diff": "x"}, "duration": 10.0, "__id__": "a"},
+        "cmd_|-b_|-exit 3_|-run": {"result": False, "changes": {}, "duration": 1500.0, "__id__": "b"},
+        "test_|-c_|-c_|-nop": {"result": None, "changes": {}, "duration": 0.5, "__id__": "c"},
+    }
+    feed(
+        core,
+        wire.new(JID, "state.apply", ["m1", "m2"], T0),
+        # Salt can report success True with a failed state (scheduled highstates): the state wins.
+        wire.ret(JID, "m1", "state.apply", T0 + 2, retcode=2, success=True, ret_value=states),
+        wire.ret(JID, "m2", "state.apply", T0 + 2, retcode=0, success=False, ret_value="Rendering failed"),
+    )
+    assert value(core, 'salt_job_return_failures_total{function="state.apply",reason="state"}') == 1
+    assert value(core, 'salt_job_return_failures_total{function="state.apply",reason="success"}') == 1
+    assert value(core, 'salt_state_results_total{function="state.apply",result="succeeded"}') == 1
+    assert value(core, 'salt_state_results_total{function="state.apply",result="failed"}') == 1
+    assert value(core, 'salt_state_results_total{function="state.apply",result="skipped"}') == 1
+    assert value(core, 'salt_state_changes_total{function="state.apply"}') == 1
+    assert abs(value(core, 'salt_state_run_duration_seconds_sum{function="state.apply"}') - 1.5105) < 1e-6
+
+
+def test_open_jobs_are_bounded_and_evictions_counted() -> None:
+    core = make_core(max_jobs=5, max_closed_jobs=3)
+    feed(core, *(wire.new(f"2027011508000000{i:04d}", "test.ping", ["m1"], T0 + i) for i in range(20)))
+    assert value(core, "salt_jobs_in_flight") == 5
+    assert value(core, 'salt_exporter_evictions_total{kind="job"}') == 15
+    feed(core, *(wire.ret(f"2027011508000000{i:04d}", "m1", "test.ping", T0 + 30) for i in range(15, 20)))
+    assert value(core, 'salt_exporter_evictions_total{kind="closed_job"}') == 2
+    assert value(core, 'salt_exporter_jobs_tracked{state="closed"}') == 3
+
+
+def test_function_label_is_capped() -> None:
+    core = make_core(metrics__max_functions=3)
+    feed(core, *(wire.ret("req", f"m{i}", f"evil.fun{i}", T0) for i in range(10)))
+    text = core.exposition().decode()
+    import re
+
+    assert len(set(re.findall(r'function="(evil\.fun\d+)"', text))) == 3
+    assert value(core, 'salt_job_returns_total{function="__other__",outcome="success"}') == 7
+    assert value(core, 'salt_exporter_label_overflow_total{label="function"}') == 7
+
+
+def test_runner_wheel_auth_key_start_beacon() -> None:
+    core = make_core()
+    rj = "20270115080000000009"
+    feed(
+        core,
+        wire.body(f"salt/run/{rj}/new", {"fun": "runner.jobs.active", "jid": rj, "_stamp": wire.stamp(T0)}),
+        wire.body(f"salt/run/{rj}/ret", {"fun": "runner.jobs.active", "jid": rj, "success": True, "return": {},
+                                        "_stamp": wire.stamp(T0 + 0.4)}),
+        wire.body(f"salt/wheel/{rj}/new", {"fun": "wheel.key.list_all", "_stamp": wire.stamp(T0)}),
+        wire.body(f"salt/wheel/{rj}/ret", {"fun": "wheel.key.list_all", "success": False, "_stamp": wire.stamp(T0)}),
+        wire.body("salt/auth", {"act": "accept", "id": "m1", "result": True, "_stamp": wire.stamp(T0)}),
+        wire.body("salt/key", {"act": "delete", "id": "m1", "result": True, "_stamp": wire.stamp(T0)}),
+        wire.body("salt/minion/m1/start", {"id": "m1", "_stamp": wire.stamp(T0)}),
+        wire.body("minion_start", {"id": "m1", "_stamp": wire.stamp(T0)}),
+        wire.body("salt/beacon/m1/inotify//etc/x", {"id": "m1", "_stamp": wire.stamp(T0)}),
+    )
+    assert value(core, 'salt_runner_jobs_total{function="runner.jobs.active"}') == 1
+    assert value(core, 'salt_runner_returns_total{function="runner.jobs.active",outcome="success"}') == 1
+    assert abs(value(core, 'salt_runner_duration_seconds_sum{function="runner.jobs.active"}') - 0.4) < 1e-3
+    assert value(core, 'salt_wheel_returns_total{function="wheel.key.list_all",outcome="failure"}') == 1
+    assert value(core, 'salt_auth_total{act="accept"}') == 1
+    assert value(core, 'salt_key_events_total{act="delete"}') == 1
+    assert value(core, "salt_minion_starts_total") == 1
+    assert value(core, 'salt_beacon_events_total{beacon="inotify"}') == 1
+
+
+def test_syndic_copies_not_counted_twice() -> None:
+    core = make_core()
+    r = wire.ret(JID, "m1", "test.ping", T0)
+    syndic_copy = b"syndic/syn1/" + r
+    feed(core, wire.new(JID, "test.ping", ["m1"], T0), r, syndic_copy)
+    assert value(core, 'salt_job_returns_total{function="test.ping",outcome="success"}') == 1
+    assert value(core, 'salt_events_total{category="syndic"}') == 1
+
+
+def test_per_minion_series_opt_in_capped_and_expired() -> None:
+    now = [T0]
+    core = make_core(clock=None, metrics__minion_label=True, metrics__max_minions=2, metrics__minion_ttl=60.0)
+    core.sink.clock = lambda: now[0]
+    feed(core, *(wire.ret("req", f"m{i}", "test.ping", T0) for i in range(3)))
+    assert value(core, 'salt_minion_returns_total{minion="m2",outcome="success"}') == 1
+    assert value(core, 'salt_minion_returns_total{minion="m0",outcome="success"}') == 0
+    assert value(core, 'salt_exporter_evictions_total{kind="minion_series"}') == 1
+    now[0] += 120
+    assert value(core, 'salt_minion_returns_total{minion="m2",outcome="success"}') == 0
+    assert value(core, 'salt_exporter_evictions_total{kind="minion_expired"}') == 2
+    off = make_core()
+    feed(off, wire.ret("req", "m1", "test.ping", T0))
+    assert "minion=" not in off.exposition().decode()
