@@ -187,7 +187,7 @@ METRICS: tuple[MetricSpec, ...] = (
     _c(
         "salt_exporter_label_overflow_total",
         ("label",),
-        "Label values replaced by __other__ because the label's cap was reached.",
+        "Samples whose label value was replaced by __other__ because the label's cap was reached.",
     ),
     _c("salt_exporter_spans_exported_total", (), "Spans exported over OTLP."),
     _c(
