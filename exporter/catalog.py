@@ -205,3 +205,12 @@ def series_names(spec: MetricSpec) -> tuple[str, ...]:
     if spec.kind == "histogram":
         return (spec.name + "_bucket", spec.name + "_sum", spec.name + "_count")
     return (spec.name,)
+
+
+def markdown_table() -> str:
+    """The README's metrics table, generated so a test can hold the README to the catalog."""
+    rows = ["| metric | type | labels | meaning |", "|---|---|---|---|"]
+    for spec in METRICS:
+        labels = ", ".join(f"`{label}`" for label in spec.labels) or "-"
+        rows.append(f"| `{spec.name}` | {spec.kind} | {labels} | {spec.help} |")
+    return "\n".join(rows)

@@ -1,0 +1,155 @@
+"""`salt-event-exporter demo`: a real Salt master and three minions, the exporter on the real bus, live jobs.
+
+Salt is installed from PyPI into a cached virtual environment of its own (never into the exporter's).
+Without network, it says so and replays a bundled real capture in a loop instead.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from exporter.app import Daemon
+
+log = structlog.get_logger("exporter.demo")
+
+FAILING_STATE = """\
+demo_ok:
+  test.succeed_with_changes: []
+demo_file:
+  file.managed:
+    - name: {root}/demo-file.txt
+    - contents: hello from salt-event-exporter
+demo_broken:
+  cmd.run:
+    - name: exit 3
+"""
+
+BUNDLED = Path(__file__).parent / "data" / "demo.bin"
+
+
+def _say(text: str) -> None:
+    print(text, flush=True)
+
+
+def _summary(daemon: Daemon) -> str:
+    sink = daemon.core.sink
+    with sink.lock:
+        c = sink.counters
+
+        def total(name: str, **match: str) -> int:
+            spec = sink.specs[name]
+            out = 0.0
+            for key, val in c[name].items():
+                labels = dict(zip(spec.labels, key, strict=True))
+                if all(labels.get(k) == v for k, v in match.items()):
+                    out += val
+            return int(out)
+
+        return (
+            f"jobs={total('salt_jobs_published_total')} "
+            f"returns={total('salt_job_returns_total')} "
+            f"failed={total('salt_job_returns_total', outcome='failure')} "
+            f"find_job_probes={total('salt_find_job_probes_total')} "
+            f"no_return={total('salt_job_minions_no_return_total')} "
+            f"in_flight={len(daemon.core.tracker.open)} "
+            f"connected={'yes' if daemon.core.health.connected else 'no'}"
+        )
+
+
+def _start_daemon(settings: dict[str, Any], bus: str, loop: bool = False) -> tuple[Daemon, threading.Thread]:
+    demo_settings = dict(settings)
+    demo_settings["bus"] = bus
+    demo_settings["replay.loop"] = loop
+    daemon = Daemon(demo_settings)
+    thread = threading.Thread(target=daemon.run, name="exporter", daemon=True)
+    thread.start()
+    host = daemon.web.host if daemon.web.host != "0.0.0.0" else "127.0.0.1"
+    _say(f"\n  metrics: http://{host}:{daemon.web.port}{settings['web.telemetry-path']}\n")
+    return daemon, thread
+
+
+def run_demo(settings: dict[str, Any], version: str, duration: float, replay_only: bool) -> int:
+    stop = threading.Event()
+    signal.signal(signal.SIGINT, lambda *a: stop.set())
+    signal.signal(signal.SIGTERM, lambda *a: stop.set())
+    deadline = time.monotonic() + duration if duration else None
+    if not replay_only:
+        from exporter.saltlab import SaltLab, SaltUnavailable, ensure_salt
+
+        _say(f"salt-event-exporter demo: installing Salt {version} from PyPI into a cached venv (once)...")
+        try:
+            venv = ensure_salt(version)
+        except SaltUnavailable as exc:
+            _say(f"Salt {version} could not be installed ({str(exc).splitlines()[0]}).")
+            _say("Falling back to replaying a bundled capture from a real master, in a loop.")
+            replay_only = True
+        else:
+            _say("starting a salt-master and 3 minions on loopback (private root_dir, free ports)...")
+            with SaltLab(version, venv=venv, loop_interval=5) as lab:
+                return _live(settings, lab, stop, deadline)
+    return _replay(settings, stop, deadline)
+
+
+def _replay(settings: dict[str, Any], stop: threading.Event, deadline: float | None) -> int:
+    if not BUNDLED.is_file():
+        _say(f"no bundled capture at {BUNDLED}")
+        return 1
+    daemon, thread = _start_daemon(settings, str(BUNDLED), loop=True)
+    while not stop.wait(5):
+        _say("  " + _summary(daemon))
+        if deadline and time.monotonic() > deadline:
+            break
+    daemon.stop.set()
+    thread.join(timeout=15)
+    return 0
+
+
+def _live(settings: dict[str, Any], lab: Any, stop: threading.Event, deadline: float | None) -> int:
+    lab.write_state("demo", FAILING_STATE.format(root=lab.root))
+    daemon, thread = _start_daemon(settings, lab.bus_path)
+    minions = list(lab.minion_ids)
+    victim = minions[-1]
+    lab.salt("*", "schedule.add", "demo_ping", "function=test.ping", "seconds=20")
+    jobs: list[tuple[str, list[str]]] = [
+        ("salt '*' test.ping", ["*", "test.ping"]),
+        (
+            "salt '*' cmd.run 'sleep 7; echo hello' -t 3   (find_job probes)",
+            ["*", "cmd.run", "sleep 7; echo hello", "-t", "3"],
+        ),
+        ("salt '*' state.apply demo   (one failing state)", ["*", "state.apply", "demo"]),
+    ]
+    cycle = 0
+    try:
+        while not stop.is_set():
+            cycle += 1
+            for title, args in jobs:
+                if stop.is_set():
+                    break
+                _say(f"$ {title}")
+                lab.salt(*args, timeout=120)
+                _say("  " + _summary(daemon))
+            if stop.is_set():
+                break
+            _say("$ salt-run jobs.active")
+            lab.salt_run("jobs.active", timeout=60)
+            if cycle % 2 == 1:
+                _say(f"$ salt '*' cmd.run 'sleep 10' -t 5   with {victim} killed: expect a did-not-return")
+                proc = lab.popen("salt", "*", "cmd.run", "sleep 10", "-t", "5")
+                time.sleep(2)
+                lab.stop_minion(victim, kill=True)
+                proc.wait(timeout=120)
+                _say("  " + _summary(daemon))
+                lab.start_minion(victim)
+            if deadline and time.monotonic() > deadline:
+                break
+    finally:
+        _say("stopping: exporter, then the Salt lab")
+        daemon.stop.set()
+        thread.join(timeout=15)
+    return 0
