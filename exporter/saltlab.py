@@ -142,18 +142,23 @@ def _connectable(address: str | tuple[str, int]) -> bool:
     return True
 
 
-def _pids_with_env(needle: bytes) -> list[int]:
-    """Processes whose environment holds ``needle``: finds daemon children even if they left our session."""
+def _find_pids(env_needles: Sequence[bytes], cmdline_needle: bytes) -> list[int]:
+    """Processes whose environment holds all ``env_needles`` or whose command line holds ``cmdline_needle``.
+
+    The environment finds job children even when they left the daemon's session; the command line is needed
+    too because Salt's setproctitle overwrites the environment block of its titled daemon processes.
+    """
     found: list[int] = []
     me = os.getpid()
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit() or int(entry.name) == me:
             continue
         try:
-            env = (entry / "environ").read_bytes()
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ")
+            env = set((entry / "environ").read_bytes().split(b"\0"))
         except OSError:
             continue
-        if needle in env.split(b"\0"):
+        if cmdline_needle in cmdline or all(n in env for n in env_needles):
             found.append(int(entry.name))
     return found
 
@@ -198,6 +203,7 @@ class SaltLab:
         self._procs: dict[str, subprocess.Popen[bytes]] = {}
         self._extra_procs: list[subprocess.Popen[Any]] = []
         self._closed = False
+        self._log_offsets: dict[str, int] = {}
         self._own_root = root_dir is None
         self.root = Path(root_dir or tempfile.mkdtemp(prefix="saltlab-")).resolve()
         self.root.mkdir(parents=True, exist_ok=True)
@@ -497,6 +503,15 @@ class SaltLab:
         self._check_minion(name)
         self._stop(name, kill)
 
+    def minion_running(self, name: str) -> bool:
+        """Whether the lab's salt-minion process for ``name`` is alive (not whether it is connected)."""
+        self._check_minion(name)
+        return self._alive(name)
+
+    def master_running(self) -> bool:
+        """Whether the lab's salt-master process is alive."""
+        return self._alive("master")
+
     def wait_ready(self, minions: Sequence[str] | None = None, timeout: float | None = None) -> None:
         """Wait until the minions' keys are accepted and each of them answers test.ping."""
         targets = list(minions or self.minion_ids)
@@ -508,7 +523,10 @@ class SaltLab:
         soft = min(deadline, time.monotonic() + 30)
         for mid in targets:
             log = self.log_dir / f"{mid}.log"
-            while time.monotonic() < soft and b"ready to receive requests" not in _read(log):
+            while (
+                time.monotonic() < soft
+                and b"ready to receive requests" not in _read(log)[self._log_offsets.get(mid, 0) :]
+            ):
                 self._raise_if_dead(mid)
                 time.sleep(0.1)
         pending = set(targets)
@@ -535,6 +553,7 @@ class SaltLab:
                 time.sleep(0.5)
 
     def _spawn(self, name: str, tool: str, conf: Path) -> None:
+        self._log_offsets[name] = len(_read(self.log_dir / f"{name}.log"))
         console = (self.log_dir / f"{name}.console.log").open("ab")
         try:
             self._procs[name] = subprocess.Popen(
@@ -577,10 +596,25 @@ class SaltLab:
             _killpg(proc.pid, signal.SIGKILL)
             proc.wait()
         # job processes of a daemon may have left its process group (e.g. cmd.run with bg)
-        for pid in _pids_with_env(f"SALTLAB_DAEMON={name}".encode()):
-            if _pid_has_token(pid, self._token):
-                with contextlib.suppress(OSError):
-                    os.kill(pid, signal.SIGKILL)
+        for pid in self._lab_pids(name):
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
+
+    def _lab_pids(self, daemon: str | None = None) -> list[int]:
+        token = f"{_TOKEN_ENV}={self._token}".encode()
+        if daemon is None:
+            return _find_pids([token], f" -c {self.root}/".encode())
+        tool, conf = (
+            ("salt-master", self.master_conf_dir)
+            if daemon == "master"
+            else ("salt-minion", self.minion_conf_dir(daemon))
+        )
+        return _find_pids([token, f"SALTLAB_DAEMON={daemon}".encode()], f"/{tool} -c {conf} ".encode())
+
+    @property
+    def closed(self) -> bool:
+        """True once close() has torn the lab down."""
+        return self._closed
 
     def close(self) -> None:
         """Tear down every process the lab started (blocking SIGINT meanwhile), then remove its files."""
@@ -604,7 +638,7 @@ class SaltLab:
             self._procs.clear()
             self._extra_procs.clear()
             for _ in range(50):
-                stray = _pids_with_env(f"{_TOKEN_ENV}={self._token}".encode())
+                stray = self._lab_pids()
                 if not stray:
                     break
                 for pid in stray:
@@ -637,7 +671,7 @@ class SaltLab:
 
     def pids(self) -> Iterator[int]:
         """PIDs of all live processes started by this lab (including daemon children)."""
-        yield from _pids_with_env(f"{_TOKEN_ENV}={self._token}".encode())
+        yield from self._lab_pids()
 
     def _check_minion(self, name: str) -> None:
         if name not in self.minion_ids:
@@ -651,11 +685,3 @@ def _current_user() -> str:
 def _killpg(pid: int, sig: signal.Signals) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pid, sig)
-
-
-def _pid_has_token(pid: int, token: str) -> bool:
-    try:
-        env = Path(f"/proc/{pid}/environ").read_bytes()
-    except OSError:
-        return False
-    return f"{_TOKEN_ENV}={token}".encode() in env.split(b"\0")
