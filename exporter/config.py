@@ -107,7 +107,10 @@ def _patterns(value: Any) -> tuple[str, ...]:
     items = value.split(",") if isinstance(value, str) else list(value)
     out = tuple(str(i).strip() for i in items if str(i).strip())
     for item in out:
-        re.compile(item)
+        try:
+            re.compile(item)
+        except re.error as exc:
+            raise ValueError(f"{item!r} is not a regular expression ({exc})") from None
     return out
 
 
