@@ -16,6 +16,7 @@ from typing import Any, Final
 import msgpack
 
 FIND_JOB: Final = "saltutil.find_job"
+_unpackb = msgpack.unpackb
 UNKNOWN: Final = "unknown"
 
 
@@ -34,19 +35,51 @@ class JobNew:
     arg: Any  # kept for opt-in span attributes only; never logged or labelled
 
 
-@dataclass(slots=True)
 class JobReturn:
-    jid: str
-    minion: str
-    fun: str
-    retcode: int
-    success: bool | None
-    ret: Any
-    stamp: float
-    schedule: bool
-    has_user: bool
-    probed_jid: str | None  # fun_args[0] of a find_job answer
-    fun_args: Any
+    """One minion's return. Only the fields every return needs are set at parse time; the rest are read
+    from the decoded data when the tracker asks (most returns never need them)."""
+
+    __slots__ = ("data", "fun", "jid", "minion", "stamp")
+
+    def __init__(self, jid: str, minion: str, fun: str, stamp: float, data: dict[str, Any]) -> None:
+        self.jid = jid
+        self.minion = minion
+        self.fun = fun
+        self.stamp = stamp
+        self.data = data
+
+    @property
+    def retcode(self) -> int:
+        retcode = self.data.get("retcode", 0)
+        if type(retcode) is int:
+            return retcode
+        return 0 if retcode is None else 1
+
+    @property
+    def success(self) -> bool | None:
+        success = self.data.get("success")
+        return success if type(success) is bool else None
+
+    @property
+    def ret(self) -> Any:
+        return self.data.get("return")
+
+    @property
+    def fun_args(self) -> Any:
+        return self.data.get("fun_args")
+
+    @property
+    def schedule(self) -> bool:
+        return "schedule" in self.data
+
+    @property
+    def has_user(self) -> bool:
+        return "user" in self.data
+
+    @property
+    def probed_jid(self) -> str | None:
+        """fun_args[0] of a find_job answer."""
+        return _first_str(self.data.get("fun_args")) if self.fun == FIND_JOB else None
 
 
 @dataclass(slots=True)
@@ -109,68 +142,80 @@ class MasterStats:
 Event = JobNew | JobReturn | BatchEvent | RunEvent | ActEvent | MinionStart | Presence | Beacon | MasterStats
 
 
-@dataclass(slots=True)
-class Parsed:
-    """What one body became: a category (always) and an event, or a decode error reason."""
-
-    category: str
-    event: Event | None = None
-    error: str | None = None
+# What one body became: (category, event or None, decode-error reason or None). A tuple, not an object:
+# this is built once per event on the hot path.
+Parsed = tuple[str, Event | None, str | None]
 
 
 # ---------------------------------------------------------------------------------------------------------
 # Timestamps
 
-_minute_cache: dict[str, float] = {}
+_second_cache: dict[str, float] = {}
 
 
 def parse_stamp(value: object) -> float | None:
     """`_stamp` (UTC ISO-8601, optional fraction, optional +00:00) to Unix seconds.
 
-    The minute prefix is cached: events arrive in time order, so almost every call is two slices and two
-    int() calls instead of a datetime round trip.
+    Events arrive in time order, so the whole-second prefix is almost always cached: one slice, one dict
+    lookup and one float() of the fraction instead of a datetime round trip.
     """
-    if type(value) is not str or len(value) < 19 or value[10] != "T":
+    if type(value) is not str:
+        return None
+    base = _second_cache.get(value[:19])
+    if base is not None:
+        rest = value[19:]
+        if rest[:1] == ".":
+            frac = rest[:7]
+            if len(rest) == 7 or rest[7:] == "+00:00":
+                try:
+                    return base + float(frac)
+                except ValueError:
+                    return None
+        elif not rest or rest in ("Z", "+00:00"):
+            return base
+    return _parse_stamp_slow(value)
+
+
+def _parse_stamp_slow(value: str) -> float | None:
+    if len(value) < 19 or value[10] != "T" or value[4] != "-" or value[13] != ":":
         return None
     try:
-        base = _minute_cache.get(value[:16])
-        if base is None:
-            base = float(
-                calendar.timegm(
-                    (
-                        int(value[0:4]),
-                        int(value[5:7]),
-                        int(value[8:10]),
-                        int(value[11:13]),
-                        int(value[14:16]),
-                        0,
-                        0,
-                        0,
-                        0,
-                    )
+        base = float(
+            calendar.timegm(
+                (
+                    int(value[0:4]),
+                    int(value[5:7]),
+                    int(value[8:10]),
+                    int(value[11:13]),
+                    int(value[14:16]),
+                    int(value[17:19]),
+                    0,
+                    0,
+                    0,
                 )
             )
-            if len(_minute_cache) > 4096:
-                _minute_cache.clear()
-            _minute_cache[value[:16]] = base
-        seconds = int(value[17:19])
+        )
+        rest = value[19:]
         frac = 0.0
-        if len(value) > 20 and value[19] == ".":
-            digits = value[20:26]
-            end = 20
-            while end < len(value) and value[end].isdigit():
+        if rest[:1] == ".":
+            end = 1
+            while end < len(rest) and rest[end].isdigit():
                 end += 1
-            digits = value[20:end]
-            if digits:
-                frac = int(digits) / (10 ** len(digits))
-            tz = value[end:]
-        else:
-            tz = value[19:]
+            if end == 1:
+                return None
+            frac = float(rest[:end])
+            rest = rest[end:]
         offset = 0.0
-        if tz and tz not in ("Z", "+00:00"):
-            sign = -1.0 if tz[0] == "-" else 1.0
-            offset = sign * (int(tz[1:3]) * 3600 + int(tz[4:6]) * 60)
-        return base + seconds + frac - offset
+        if rest and rest not in ("Z", "+00:00"):
+            if len(rest) != 6 or rest[0] not in "+-" or rest[3] != ":":
+                return None
+            sign = -1.0 if rest[0] == "-" else 1.0
+            offset = sign * (int(rest[1:3]) * 3600 + int(rest[4:6]) * 60)
+        elif not rest or rest in ("Z", "+00:00"):
+            if len(_second_cache) > 4096:
+                _second_cache.clear()
+            _second_cache[value[:19]] = base
+        return base + frac - offset
     except (ValueError, IndexError, OverflowError):
         return None
 
@@ -212,7 +257,7 @@ def _tgt(value: object) -> str:
 
 def _decode(data: bytes) -> Any:
     try:
-        return msgpack.unpackb(data, raw=False, strict_map_key=False)
+        return _unpackb(data, raw=False, strict_map_key=False)
     except UnicodeDecodeError:
         return msgpack.unpackb(data, raw=False, strict_map_key=False, unicode_errors="surrogateescape")
 
@@ -225,10 +270,36 @@ def parse(body: bytes) -> Parsed:
     """Classify one event body by tag and decode its data only when the tracker needs it."""
     sep = body.find(b"\n\n")
     if sep < 0:
-        return Parsed("malformed", error="no_separator")
+        return ("malformed", None, "no_separator")
+    if body.startswith(b"salt/job/"):
+        # The hot path, inlined: most events are returns (salt/job/<jid>/ret/<minion>).
+        slash = body.find(b"/", 9, sep)
+        if slash > 9 and body.startswith(b"/ret/", slash) and sep > slash + 5:
+            try:
+                data = _unpackb(body[sep + 2 :], raw=False, strict_map_key=False)
+            except UnicodeDecodeError:
+                data = _unpackb(
+                    body[sep + 2 :], raw=False, strict_map_key=False, unicode_errors="surrogateescape"
+                )
+            except Exception:
+                return ("job_return", None, "bad_data")
+            if type(data) is not dict:
+                return ("job_return", None, "not_a_map")
+            fun = data.get("fun")
+            stamp = parse_stamp(data.get("_stamp"))
+            try:
+                jid = body[9:slash].decode()
+                minion = body[slash + 5 : sep].decode()
+            except UnicodeDecodeError:
+                jid = body[9:slash].decode("utf-8", "replace")
+                minion = body[slash + 5 : sep].decode("utf-8", "replace")
+            return (
+                "job_return",
+                JobReturn(jid, minion, fun if type(fun) is str else UNKNOWN, stamp or 0.0, data),
+                None,
+            )
+        return _job(body[:sep], body, sep)
     tag = body[:sep]
-    if tag.startswith(b"salt/job/"):
-        return _job(tag, body, sep)
     if tag.startswith(b"salt/presence/"):
         return _with_data(body, sep, "presence", _presence, tag[14:])
     if tag.startswith((b"salt/run/", b"salt/wheel/")):
@@ -239,67 +310,64 @@ def parse(body: bytes) -> Parsed:
         parts = tag.split(b"/")
         if len(parts) == 4 and parts[3] == b"start":
             return _with_data(body, sep, "minion_start", _minion_start, parts[2])
-        return Parsed("minion")
+        return ("minion", None, None)
     if tag.startswith(b"salt/beacon/"):
         parts = tag.split(b"/", 4)
         if len(parts) < 4:
-            return Parsed("beacon", error="bad_tag")
+            return ("beacon", None, "bad_tag")
         return _with_data(body, sep, "beacon", _beacon, tag)
     if tag.startswith(b"salt/batch/"):
         parts = tag.split(b"/")
         if len(parts) < 4:
-            return Parsed("batch", error="bad_tag")
+            return ("batch", None, "bad_tag")
         return _with_data(body, sep, "batch", _batch, tag)
     if tag.startswith(b"salt/stats/"):
         return _with_data(body, sep, "stats", _stats, tag[11:])
     if tag.startswith(b"syndic/"):
         # A syndic forwards every event twice to the top master: once as-is, once under this prefix.
-        return Parsed("syndic")
+        return ("syndic", None, None)
     if tag.startswith(b"cluster/"):
-        return Parsed("cluster")
+        return ("cluster", None, None)
     if tag == b"minion_start":
-        return Parsed("minion_start_legacy")
+        return ("minion_start_legacy", None, None)
     if tag.isdigit():
-        return Parsed("job_legacy")  # bare-jid duplicate of salt/job/<jid>/new, up to 3007
+        return ("job_legacy", None, None)  # bare-jid duplicate of salt/job/<jid>/new, up to 3007
     if tag.startswith(b"salt/"):
-        return Parsed("salt_other")
-    return Parsed("custom")
+        return ("salt_other", None, None)
+    return ("custom", None, None)
 
 
 def _with_data(body: bytes, sep: int, category: str, build: Any, extra: bytes) -> Parsed:
     try:
         data = _decode(body[sep + 2 :])
     except Exception:  # msgpack raises several unrelated types on hostile input
-        return Parsed(category, error="bad_data")
+        return (category, None, "bad_data")
     if type(data) is not dict:
-        return Parsed(category, error="not_a_map")
+        return (category, None, "not_a_map")
     stamp = parse_stamp(data.get("_stamp"))
     event = build(data, extra, 0.0 if stamp is None else stamp)
     if event is None:
-        return Parsed(category, error="bad_fields")
-    return Parsed(category, event)
+        return (category, None, "bad_fields")
+    return (category, event, None)
 
 
 def _job(tag: bytes, body: bytes, sep: int) -> Parsed:
     rest = tag[9:]
     slash = rest.find(b"/")
     if slash <= 0:
-        return Parsed("job_other", error="bad_tag")
+        return ("job_other", None, "bad_tag")
     action = rest[slash + 1 :]
-    if action.startswith(b"ret/"):
-        minion = action[4:]
-        if not minion:
-            return Parsed("job_return", error="bad_tag")
-        return _with_data(body, sep, "job_return", _job_return, rest)
+    if action[:4] == b"ret/":
+        return ("job_return", None, "bad_tag")  # well-formed returns took the fast path in parse()
     if action == b"new":
         return _with_data(body, sep, "job_new", _job_new, rest[:slash])
     if action == b"publish":
-        return Parsed("job_publish")
-    if action.startswith(b"prog/"):
-        return Parsed("job_progress")
-    if action.startswith(b"start/"):
-        return Parsed("job_start")
-    return Parsed("job_other")
+        return ("job_publish", None, None)
+    if action[:5] == b"prog/":
+        return ("job_progress", None, None)
+    if action[:6] == b"start/":
+        return ("job_start", None, None)
+    return ("job_other", None, None)
 
 
 def _job_new(d: dict[str, Any], jid_b: bytes, stamp: float) -> JobNew | None:
@@ -328,36 +396,11 @@ def _job_new(d: dict[str, Any], jid_b: bytes, stamp: float) -> JobNew | None:
     )
 
 
-def _job_return(d: dict[str, Any], rest: bytes, stamp: float) -> JobReturn | None:
-    slash = rest.find(b"/")
-    jid = rest[:slash].decode("utf-8", "replace")
-    minion = rest[slash + 5 :].decode("utf-8", "replace")
-    fun = _str(d.get("fun"))
-    retcode = d.get("retcode", 0)
-    if type(retcode) is not int:
-        retcode = 0 if retcode is None else 1
-    success = d.get("success")
-    fun_args = d.get("fun_args")
-    return JobReturn(
-        jid,
-        minion,
-        fun,
-        retcode,
-        success if type(success) is bool else None,
-        d.get("return"),
-        stamp,
-        "schedule" in d,
-        "user" in d,
-        _first_str(fun_args) if fun == FIND_JOB else None,
-        fun_args,
-    )
-
-
 def _run(tag: bytes, body: bytes, sep: int) -> Parsed:
     parts = tag.split(b"/")
     kind = "runner" if parts[1] == b"run" else "wheel"
     if len(parts) != 4 or parts[3] not in (b"new", b"ret"):
-        return Parsed(kind)
+        return (kind, None, None)
     return _with_data(body, sep, kind, _run_event, tag)
 
 

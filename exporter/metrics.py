@@ -110,6 +110,8 @@ class MetricsSink:
         self._state_duration = h["salt_state_run_duration_seconds"]
         self._runner_duration = h["salt_runner_duration_seconds"]
         self._buckets = {id(fam): self.specs[name].buckets for name, fam in h.items()}
+        self._latency_buckets = self.specs["salt_job_return_latency_seconds"].buckets
+        self._latency_by_label: dict[str, _Hist] = {}
         self._functions: dict[str, str] = {}
         self._labels: dict[str, dict[str, str]] = {}
         self._minions: OrderedDict[str, list[float]] = OrderedDict()  # [last_ts, ok, failed, no_return, seen]
@@ -172,7 +174,14 @@ class MetricsSink:
         if reason is not None:
             self._inc(self._failures, (label, reason))
         if latency is not None:
-            self._observe(self._latency, (label,), latency if latency > 0 else 0.0)
+            # _observe() inlined, with the histogram found by label string rather than a new tuple.
+            hist = self._latency_by_label.get(label)
+            if hist is None:
+                hist = self._latency_by_label[label] = self._latency[(label,)] = _Hist(self._latency_buckets)
+            if latency < 0:
+                latency = 0.0
+            hist.counts[bisect_left(self._latency_buckets, latency)] += 1
+            hist.sum += latency
         if self.cfg.minion_label:
             self._minion(minion, stamp, 1 if outcome is SUCCESS else 2)
 

@@ -78,13 +78,13 @@ class Pipeline:
         with sink.lock:
             for body in bodies:
                 try:
-                    parsed = parse(body)
-                    key = (parsed.category,)
+                    category, event, error = parse(body)
+                    key = (category,)
                     events[key] = events.get(key, 0) + 1
-                    if parsed.error is not None:
-                        count_error(parsed.error)
-                    elif parsed.event is not None:
-                        handle(parsed.event)
+                    if event is not None:
+                        handle(event)
+                    elif error is not None:
+                        count_error(error)
                 except Exception:
                     count_error("internal")
                     if not self._internal_logged:

@@ -216,7 +216,10 @@ class Tracker:
     def handle(self, event: Event) -> None:
         stamp = event.stamp
         if stamp > self.now:
-            self.advance(stamp)
+            self.now = stamp
+            heap = self._heap
+            if heap and heap[0][0] <= stamp:
+                self.advance(stamp)
         self._dispatch[type(event)](event)
 
     def advance(self, now: float) -> None:
@@ -327,7 +330,19 @@ class Tracker:
         if minion in job.returned:
             self.obs.duplicate_return(fun)
             return
-        outcome, reason, states = classify(ev)
+        if fun[:6] == STATE_PREFIX:
+            outcome, reason, states = classify(ev)
+        else:
+            # classify() without the state part, inlined: this runs for almost every event.
+            states = None
+            data = ev.data
+            retcode = data.get("retcode", 0)
+            if data.get("success") is False:
+                outcome, reason = FAILURE, "success"
+            elif (retcode != 0) if type(retcode) is int else (retcode is not None):
+                outcome, reason = FAILURE, "retcode"
+            else:
+                outcome, reason = SUCCESS, None
         late = minion in job.no_return
         if late:
             self.obs.late_return(fun)
@@ -347,8 +362,9 @@ class Tracker:
                 self._keep_states(job, minion, ev.ret)
         if job.closed:
             return
-        job.last = max(job.last, ev.stamp)
-        if self._finished(job):
+        if ev.stamp > job.last:
+            job.last = ev.stamp
+        if not job.pending and not (job.batch and not job.batch_done):
             self._close(job, job.last, CLOSED)
 
     def _keep_states(self, job: Job, minion: str, ret: dict[str, Any]) -> None:
