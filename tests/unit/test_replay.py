@@ -1,0 +1,159 @@
+"""Replays of real-master recordings: golden expositions, and the salt CLI's own output as the oracle.
+
+Fixtures are recorded by scripts/record-fixtures from real masters (tests/fixtures/README.md). Set
+UPDATE_GOLDEN=1 to rewrite the `.prom` goldens after an intended change, and review the diff.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+from pathlib import Path
+
+import pytest
+
+from exporter.app import replay
+from tests.helpers import samples, settings
+
+FIXTURES = Path(__file__).parents[1] / "fixtures"
+SHARED = Path(__file__).parents[3] / "shared" / "captures"
+CAPTURES = sorted(FIXTURES.glob("*/*.bin"))
+SILENT = re.compile(r"Minion did not return\. \[(Not connected|No response)\]")
+MINION_HEADER = re.compile(r"^(lab-minion-\d+|nosuch):\s*$")
+# Lines that depend on the machine, not on the capture.
+VOLATILE = ("salt_exporter_build_info",)
+
+
+def run(path: Path, **overrides: object) -> str:
+    out = io.StringIO()
+    replay(settings(**overrides), str(path), out=out)
+    return out.getvalue()
+
+
+def stable(text: str) -> str:
+    return "\n".join(line for line in text.splitlines() if not line.startswith(VOLATILE)) + "\n"
+
+
+def cli_oracle(cli_text: str) -> tuple[set[str], dict[str, str]]:
+    """Minions the CLI printed a result for, and the silent ones with the CLI's reason."""
+    headers: list[str] = []
+    silent: dict[str, str] = {}
+    current = None
+    for line in cli_text.splitlines():
+        match = MINION_HEADER.match(line)
+        if match:
+            current = match.group(1)
+            headers.append(current)
+            continue
+        reason = SILENT.search(line)
+        if reason and current:
+            silent[current] = reason.group(1)
+    return set(headers) - set(silent), silent
+
+
+def test_fixtures_exist_for_two_framings() -> None:
+    versions = {p.parent.name for p in CAPTURES}
+    assert {"3008.4", "3006.29"} <= versions
+    assert (FIXTURES / "3006.29" / "ping.bin").read_bytes()[:1] == b"\x00"  # 4-byte length prefix
+    assert (FIXTURES / "3008.4" / "ping.bin").read_bytes()[:1] == b"\x82"  # plain msgpack map
+
+
+@pytest.mark.parametrize("capture", CAPTURES, ids=lambda p: f"{p.parent.name}-{p.stem}")
+def test_golden_exposition(capture: Path) -> None:
+    text = stable(run(capture))
+    golden = capture.with_suffix(".prom")
+    if os.environ.get("UPDATE_GOLDEN") == "1" or not golden.exists():
+        golden.write_text(text)
+    assert text == golden.read_text(), f"exposition for {capture} changed; UPDATE_GOLDEN=1 if intended"
+    again = stable(run(capture))
+    assert again == text, "replay must be deterministic"
+    m = samples(text)
+    assert sum(v for k, v in m.items() if k.startswith("salt_exporter_decode_errors_total")) == 0
+
+
+@pytest.mark.parametrize(
+    "capture",
+    [p for p in CAPTURES if p.stem in ("ping", "find_job", "killed_minion", "no_key", "state_fail")],
+    ids=lambda p: f"{p.parent.name}-{p.stem}",
+)
+def test_matches_what_the_cli_printed(capture: Path) -> None:
+    """One `salt` command per scenario: our returns and verdicts are what the CLI printed."""
+    returned, silent = cli_oracle(capture.with_suffix(".cli.txt").read_text())
+    m = samples(run(capture))
+    returns = sum(v for k, v in m.items() if k.startswith("salt_job_returns_total{"))
+    assert returns == len(returned)
+    by_reason = {
+        r: sum(v for k, v in m.items() if k.startswith("salt_job_minions_no_return_total{") and f'reason="{r}"' in k)
+        for r in ("not_connected", "no_response", "no_key", "deadline")
+    }
+    assert by_reason["not_connected"] == sum(1 for r in silent.values() if r == "Not connected")
+    # The CLI prints [No response] both for a connected-but-silent minion and for an id without a key.
+    assert by_reason["no_response"] + by_reason["no_key"] == sum(1 for r in silent.values() if r == "No response")
+    assert by_reason["deadline"] == 0
+    assert m["salt_jobs_in_flight"] == 0
+
+
+def fixture(version: str, name: str) -> Path:
+    path = FIXTURES / version / f"{name}.bin"
+    if not path.exists():
+        pytest.fail(f"missing fixture {path}: record it with scripts/record-fixtures")
+    return path
+
+
+@pytest.mark.parametrize("version", ["3008.4", "3006.29"])
+def test_find_job_probes_linked_not_counted_as_jobs(version: str) -> None:
+    m = samples(run(fixture(version, "find_job")))
+    assert m['salt_find_job_probes_total{function="cmd.run"}'] >= 1
+    assert m['salt_find_job_answers_total{answer="running",function="cmd.run"}'] >= 3
+    assert not any("saltutil.find_job" in k for k in m if k.startswith(("salt_jobs_published", "salt_job_returns")))
+    assert m['salt_jobs_published_total{function="cmd.run",tgt_type="glob"}'] == 1
+    assert m['salt_job_returns_total{function="cmd.run",outcome="success"}'] == 3
+    assert not any(k.startswith("salt_job_minions_no_return_total{") for k in m)
+
+
+@pytest.mark.parametrize("version", ["3008.4", "3006.29"])
+def test_killed_minion_is_the_only_silent_one(version: str) -> None:
+    text = run(fixture(version, "killed_minion"))
+    m = samples(text)
+    assert m['salt_job_minions_no_return_total{function="cmd.run",reason="not_connected"}'] == 1
+    assert m['salt_job_returns_total{function="cmd.run",outcome="success"}'] == 2
+    # The verdict lands when the CLI gave up: within a few seconds of its elapsed time.
+    cli = fixture(version, "killed_minion").with_suffix(".cli.txt").read_text()
+    elapsed = float(re.search(r"elapsed=([\d.]+)s", cli).group(1))  # type: ignore[union-attr]
+    assert abs(m['salt_job_duration_seconds_sum{function="cmd.run"}'] - elapsed) < 3.0
+
+
+@pytest.mark.parametrize("version", ["3008.4", "3006.29"])
+def test_state_failure_counted_with_reason(version: str) -> None:
+    m = samples(run(fixture(version, "state_fail")))
+    assert m['salt_job_return_failures_total{function="state.apply",reason="state"}'] == 3
+    assert m['salt_state_results_total{function="state.apply",result="failed"}'] >= 3
+    assert m['salt_state_results_total{function="state.apply",result="succeeded"}'] >= 6
+    assert m['salt_state_run_duration_seconds_count{function="state.apply"}'] == 3
+
+
+@pytest.mark.parametrize("version", ["3008.4", "3006.29"])
+def test_schedule_async_batch_runner_families(version: str) -> None:
+    sched = samples(run(fixture(version, "schedule")))
+    assert sched['salt_job_returns_unpublished_total{function="test.ping",kind="scheduled"}'] >= 2
+    assert sched['salt_job_returns_unpublished_total{function="test.ping",kind="salt_call"}'] == 1
+    batch = samples(run(fixture(version, "async_batch")))
+    assert batch['salt_job_returns_total{function="test.sleep",outcome="success"}'] == 3
+    assert batch['salt_jobs_published_total{function="test.sleep",tgt_type="glob"}'] == 1
+    assert not any(k.startswith("salt_job_minions_no_return_total{") for k in batch)
+    runner = samples(run(fixture(version, "runner")))
+    assert runner['salt_runner_jobs_total{function="runner.jobs.active"}'] == 1
+    assert runner['salt_runner_returns_total{function="runner.manage.up",outcome="success"}'] == 1
+
+
+@pytest.mark.skipif(not SHARED.exists(), reason="../shared/captures not present")
+@pytest.mark.parametrize("version", ["3006.30", "3008.5"])
+def test_shared_reference_captures(version: str) -> None:
+    """The team's reference captures (gather_job_timeout 5 on that master)."""
+    for name in ("a_test_ping", "b_find_job"):
+        capture = SHARED / version / f"{name}.bin"
+        returned, silent = cli_oracle(capture.with_suffix(".cli.txt").read_text())
+        m = samples(run(capture, gather_job_timeout=5.0))
+        assert sum(v for k, v in m.items() if k.startswith("salt_job_returns_total{")) == len(returned)
+        assert not silent and not any(k.startswith("salt_job_minions_no_return_total{") for k in m)
