@@ -93,7 +93,7 @@ def _run_install(cmd: list[str], version: str) -> None:
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise SaltUnavailable(f"cannot install salt=={version}: {exc}") from exc
     if proc.returncode != 0:
-        tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-25:])
+        tail = "\n".join(line[:300] for line in (proc.stdout + proc.stderr).strip().splitlines()[-25:])
         raise SaltUnavailable(f"cannot install salt=={version}: {' '.join(cmd[:4])} ... failed:\n{tail}")
 
 
