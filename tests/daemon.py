@@ -31,7 +31,11 @@ class RunningDaemon:
         full_env = {**os.environ, **(env or {})}
         self.proc = subprocess.Popen(
             [EXE, "--web.listen-address", f"127.0.0.1:{self.port}", "--log.format", "json", *args],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=full_env, cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=full_env,
+            cwd=ROOT,
         )
         self.wait_http()
 

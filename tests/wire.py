@@ -28,16 +28,42 @@ def stamp(t: float) -> str:
 
 
 def new(jid: str, fun: str, minions: list[str], t: float, **extra: Any) -> bytes:
-    data = {"jid": jid, "fun": fun, "tgt": "*", "tgt_type": "glob", "user": "root", "arg": [],
-            "minions": minions, "missing": [], "_stamp": stamp(t)}
+    data = {
+        "jid": jid,
+        "fun": fun,
+        "tgt": "*",
+        "tgt_type": "glob",
+        "user": "root",
+        "arg": [],
+        "minions": minions,
+        "missing": [],
+        "_stamp": stamp(t),
+    }
     data.update(extra)
     return body(f"salt/job/{jid}/new", data)
 
 
-def ret(jid: str, minion: str, fun: str, t: float, retcode: int = 0, success: bool | None = True,
-        ret_value: Any = True, **extra: Any) -> bytes:
-    data: dict[str, Any] = {"cmd": "_return", "id": minion, "jid": jid, "fun": fun, "fun_args": [],
-                            "return": ret_value, "retcode": retcode, "user": "root", "_stamp": stamp(t)}
+def ret(
+    jid: str,
+    minion: str,
+    fun: str,
+    t: float,
+    retcode: int = 0,
+    success: bool | None = True,
+    ret_value: Any = True,
+    **extra: Any,
+) -> bytes:
+    data: dict[str, Any] = {
+        "cmd": "_return",
+        "id": minion,
+        "jid": jid,
+        "fun": fun,
+        "fun_args": [],
+        "return": ret_value,
+        "retcode": retcode,
+        "user": "root",
+        "_stamp": stamp(t),
+    }
     if success is not None:
         data["success"] = success
     data.update(extra)

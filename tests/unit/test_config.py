@@ -39,7 +39,11 @@ def test_boolean_flags_and_env() -> None:
     ("argv", "env", "message"),
     [
         (["--timeout", "0"], {}, "invalid timeout = '0' (from flag --timeout)"),
-        ([], {"SALT_EXPORTER_MAX_JOBS": "lots"}, "invalid max-jobs = 'lots' (from environment SALT_EXPORTER_MAX_JOBS)"),
+        (
+            [],
+            {"SALT_EXPORTER_MAX_JOBS": "lots"},
+            "invalid max-jobs = 'lots' (from environment SALT_EXPORTER_MAX_JOBS)",
+        ),
         (["--web.listen-address", "9646"], {}, "must be HOST:PORT"),
         (["--bus", "tcp://localhost"], {}, "tcp://HOST:PORT"),
         (["--log.level", "loud"], {}, "must be one of debug, info, warning, error"),

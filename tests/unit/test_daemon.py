@@ -16,8 +16,11 @@ T0 = 1_800_000_000.0
 def job_bytes(jid: str, prefixed: bool) -> bytes:
     return b"".join(
         wire.wrap(b, prefixed)
-        for b in [wire.new(jid, "test.ping", ["m1", "m2"], T0), wire.ret(jid, "m1", "test.ping", T0 + 0.1),
-                  wire.ret(jid, "m2", "test.ping", T0 + 0.2)]
+        for b in [
+            wire.new(jid, "test.ping", ["m1", "m2"], T0),
+            wire.ret(jid, "m1", "test.ping", T0 + 0.1),
+            wire.ret(jid, "m2", "test.ping", T0 + 0.2),
+        ]
     )
 
 
@@ -83,7 +86,9 @@ def test_record_writes_bytes_exactly_as_read(tmp_path) -> None:
     path = str(tmp_path / "pub.ipc")
     out = tmp_path / "capture.bin"
     pub = FakePublisher(path).start()
-    proc = subprocess.Popen([EXE, "record", "--bus", path, "--output", str(out)], stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [EXE, "record", "--bus", path, "--output", str(out)], stderr=subprocess.PIPE, text=True
+    )
     try:
         pub.wait_clients(1)
         data = job_bytes("20270115080000000005", prefixed=True) * 20

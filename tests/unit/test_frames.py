@@ -9,8 +9,10 @@ from tests import wire
 
 
 def stream(prefixed: bool, n: int = 5) -> tuple[bytes, list[bytes]]:
-    bodies = [wire.body(f"salt/job/2026112418151020142{i}/new", {"fun": "test.ping", "i": i, "blob": b"\x82\xa4"})
-              for i in range(n)]
+    bodies = [
+        wire.body(f"salt/job/2026112418151020142{i}/new", {"fun": "test.ping", "i": i, "blob": b"\x82\xa4"})
+        for i in range(n)
+    ]
     return b"".join(wire.wrap(b, prefixed) for b in bodies), bodies
 
 

@@ -84,12 +84,18 @@ def test_matches_what_the_cli_printed(capture: Path) -> None:
     returns = sum(v for k, v in m.items() if k.startswith("salt_job_returns_total{"))
     assert returns == len(returned)
     by_reason = {
-        r: sum(v for k, v in m.items() if k.startswith("salt_job_minions_no_return_total{") and f'reason="{r}"' in k)
+        r: sum(
+            v
+            for k, v in m.items()
+            if k.startswith("salt_job_minions_no_return_total{") and f'reason="{r}"' in k
+        )
         for r in ("not_connected", "no_response", "no_key", "deadline")
     }
     assert by_reason["not_connected"] == sum(1 for r in silent.values() if r == "Not connected")
     # The CLI prints [No response] both for a connected-but-silent minion and for an id without a key.
-    assert by_reason["no_response"] + by_reason["no_key"] == sum(1 for r in silent.values() if r == "No response")
+    assert by_reason["no_response"] + by_reason["no_key"] == sum(
+        1 for r in silent.values() if r == "No response"
+    )
     assert by_reason["deadline"] == 0
     assert m["salt_jobs_in_flight"] == 0
 
@@ -106,7 +112,9 @@ def test_find_job_probes_linked_not_counted_as_jobs(version: str) -> None:
     m = samples(run(fixture(version, "find_job")))
     assert m['salt_find_job_probes_total{function="cmd.run"}'] >= 1
     assert m['salt_find_job_answers_total{answer="running",function="cmd.run"}'] >= 3
-    assert not any("saltutil.find_job" in k for k in m if k.startswith(("salt_jobs_published", "salt_job_returns")))
+    assert not any(
+        "saltutil.find_job" in k for k in m if k.startswith(("salt_jobs_published", "salt_job_returns"))
+    )
     assert m['salt_jobs_published_total{function="cmd.run",tgt_type="glob"}'] == 1
     assert m['salt_job_returns_total{function="cmd.run",outcome="success"}'] == 3
     assert not any(k.startswith("salt_job_minions_no_return_total{") for k in m)

@@ -18,7 +18,11 @@ def feed(core, *bodies: bytes) -> None:
 
 def test_ping_counts_and_latency() -> None:
     core = make_core()
-    feed(core, wire.new(JID, "test.ping", M, T0), *(wire.ret(JID, m, "test.ping", T0 + 0.1 * (i + 1)) for i, m in enumerate(M)))
+    feed(
+        core,
+        wire.new(JID, "test.ping", M, T0),
+        *(wire.ret(JID, m, "test.ping", T0 + 0.1 * (i + 1)) for i, m in enumerate(M)),
+    )
     assert value(core, 'salt_jobs_published_total{function="test.ping",tgt_type="glob"}') == 1
     assert value(core, 'salt_job_minions_targeted_total{function="test.ping"}') == 3
     assert value(core, 'salt_job_returns_total{function="test.ping",outcome="success"}') == 3
@@ -80,9 +84,16 @@ def test_silent_minion_verdict_at_cli_time() -> None:
 
 def test_presence_decides_reason() -> None:
     core = make_core()
-    present = wire.body("salt/presence/present", {"present": ["m1", "m2", "m3"], "_stamp": wire.stamp(T0 - 1)})
-    feed(core, present, wire.new(JID, "cmd.run", ["m1", "m2"], T0), wire.probe(PROBE, JID, ["m1", "m2"], T0 + 5),
-         wire.answer(PROBE, JID, "m1", T0 + 5.1, running=False))
+    present = wire.body(
+        "salt/presence/present", {"present": ["m1", "m2", "m3"], "_stamp": wire.stamp(T0 - 1)}
+    )
+    feed(
+        core,
+        present,
+        wire.new(JID, "cmd.run", ["m1", "m2"], T0),
+        wire.probe(PROBE, JID, ["m1", "m2"], T0 + 5),
+        wire.answer(PROBE, JID, "m1", T0 + 5.1, running=False),
+    )
     lost = wire.body("salt/presence/change", {"new": [], "lost": ["m2"], "_stamp": wire.stamp(T0 + 6)})
     feed(core, lost)
     core.pipeline.finish(30)
@@ -95,7 +106,10 @@ def test_presence_decides_reason() -> None:
 
 def test_missing_minion_is_no_key_at_once() -> None:
     core = make_core()
-    feed(core, wire.new(JID, "test.ping", ["m1"], T0, missing=["nosuch"], tgt=["nosuch", "m1"], tgt_type="list"))
+    feed(
+        core,
+        wire.new(JID, "test.ping", ["m1"], T0, missing=["nosuch"], tgt=["nosuch", "m1"], tgt_type="list"),
+    )
     assert value(core, 'salt_job_minions_no_return_total{function="test.ping",reason="no_key"}') == 1
     assert value(core, 'salt_job_minions_targeted_total{function="test.ping"}') == 2
     feed(core, wire.ret(JID, "m1", "test.ping", T0 + 0.2))
@@ -118,8 +132,15 @@ def test_duplicates_and_publish_twins() -> None:
     core = make_core()
     publish = wire.body(f"salt/job/{JID}/publish", {"fun": "test.ping", "jid": JID, "_stamp": wire.stamp(T0)})
     legacy = wire.body(JID, {"minions": M, "_stamp": wire.stamp(T0)})
-    feed(core, legacy, wire.new(JID, "test.ping", M, T0), publish, wire.new(JID, "test.ping", M, T0),
-         wire.ret(JID, "m1", "test.ping", T0 + 0.1), wire.ret(JID, "m1", "test.ping", T0 + 0.2))
+    feed(
+        core,
+        legacy,
+        wire.new(JID, "test.ping", M, T0),
+        publish,
+        wire.new(JID, "test.ping", M, T0),
+        wire.ret(JID, "m1", "test.ping", T0 + 0.1),
+        wire.ret(JID, "m1", "test.ping", T0 + 0.2),
+    )
     assert value(core, 'salt_jobs_published_total{function="test.ping",tgt_type="glob"}') == 1
     assert value(core, 'salt_job_minions_targeted_total{function="test.ping"}') == 3
     assert value(core, 'salt_job_duplicate_returns_total{function="test.ping"}') == 1
@@ -135,7 +156,10 @@ def test_batch_jid_merges_sub_batches() -> None:
     done = wire.body(f"salt/batch/{JID}/complete", {"fun": "test.ping", "_stamp": wire.stamp(T0 + 3)})
     bodies = [bnew]
     for i, m in enumerate(M):
-        bodies += [wire.new(JID, "test.ping", [m], T0 + i, tgt=[m], tgt_type="list"), wire.ret(JID, m, "test.ping", T0 + i + 0.1)]
+        bodies += [
+            wire.new(JID, "test.ping", [m], T0 + i, tgt=[m], tgt_type="list"),
+            wire.ret(JID, m, "test.ping", T0 + i + 0.1),
+        ]
     feed(core, *bodies)
     assert value(core, "salt_jobs_in_flight") == 1
     feed(core, done)
@@ -166,7 +190,12 @@ def test_unpublished_kinds() -> None:
 def test_failure_reasons_and_state_results() -> None:
     core = make_core()
     states = {
-        "file_|-a_|-/tmp/a_|-managed": {"result": True, "changes": {"diff": "x"}, "duration": 10.0, "__id__": "a"},
+        "file_|-a_|-/tmp/a_|-managed": {
+            "result": True,
+            "changes": {"diff": "x"},
+            "duration": 10.0,
+            "__id__": "a",
+        },
         "cmd_|-b_|-exit 3_|-run": {"result": False, "changes": {}, "duration": 1500.0, "__id__": "b"},
         "test_|-c_|-c_|-nop": {"result": None, "changes": {}, "duration": 0.5, "__id__": "c"},
     }
@@ -214,10 +243,20 @@ def test_runner_wheel_auth_key_start_beacon() -> None:
     feed(
         core,
         wire.body(f"salt/run/{rj}/new", {"fun": "runner.jobs.active", "jid": rj, "_stamp": wire.stamp(T0)}),
-        wire.body(f"salt/run/{rj}/ret", {"fun": "runner.jobs.active", "jid": rj, "success": True, "return": {},
-                                        "_stamp": wire.stamp(T0 + 0.4)}),
+        wire.body(
+            f"salt/run/{rj}/ret",
+            {
+                "fun": "runner.jobs.active",
+                "jid": rj,
+                "success": True,
+                "return": {},
+                "_stamp": wire.stamp(T0 + 0.4),
+            },
+        ),
         wire.body(f"salt/wheel/{rj}/new", {"fun": "wheel.key.list_all", "_stamp": wire.stamp(T0)}),
-        wire.body(f"salt/wheel/{rj}/ret", {"fun": "wheel.key.list_all", "success": False, "_stamp": wire.stamp(T0)}),
+        wire.body(
+            f"salt/wheel/{rj}/ret", {"fun": "wheel.key.list_all", "success": False, "_stamp": wire.stamp(T0)}
+        ),
         wire.body("salt/auth", {"act": "accept", "id": "m1", "result": True, "_stamp": wire.stamp(T0)}),
         wire.body("salt/key", {"act": "delete", "id": "m1", "result": True, "_stamp": wire.stamp(T0)}),
         wire.body("salt/minion/m1/start", {"id": "m1", "_stamp": wire.stamp(T0)}),
