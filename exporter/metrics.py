@@ -309,10 +309,8 @@ class MetricsSink:
             if self.cfg.minion_label:
                 rows = list(self._minions.items())
                 out["salt_minion_last_return_timestamp_seconds"] = [((m,), r[0]) for m, r in rows if r[0]]
-                per_outcome: list[tuple[tuple[str, ...], Any]] = [((m, SUCCESS), r[1]) for m, r in rows if r[1]]
-                out["salt_minion_returns_total"] = per_outcome + [
-                    ((m, FAILURE), r[2]) for m, r in rows if r[2]
-                ]
+                ok: list[tuple[tuple[str, ...], Any]] = [((m, SUCCESS), r[1]) for m, r in rows if r[1]]
+                out["salt_minion_returns_total"] = ok + [((m, FAILURE), r[2]) for m, r in rows if r[2]]
                 out["salt_minion_no_return_total"] = [((m,), r[3]) for m, r in rows if r[3]]
             return out
 

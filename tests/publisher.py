@@ -4,10 +4,10 @@
 from __future__ import annotations
 
 import contextlib
-import os
 import socket
 import threading
 import time
+from pathlib import Path
 
 
 class FakePublisher:
@@ -21,7 +21,7 @@ class FakePublisher:
 
     def start(self) -> FakePublisher:
         with contextlib.suppress(FileNotFoundError):
-            os.unlink(self.path)
+            Path(self.path).unlink()
         server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         server.bind(self.path)
         server.listen(8)
@@ -67,4 +67,4 @@ class FakePublisher:
         if server is not None:
             server.close()
         with contextlib.suppress(FileNotFoundError):
-            os.unlink(self.path)
+            Path(self.path).unlink()

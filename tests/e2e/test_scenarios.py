@@ -52,9 +52,10 @@ def exporter(salt_lab: SaltLab) -> Iterator[RunningDaemon]:
 def total(m: dict[str, float], prefix: str, **labels: str) -> float:
     out = 0.0
     for key, val in m.items():
-        if key.startswith(prefix + "{") or key == prefix:
-            if all(f'{k}="{v}"' in key for k, v in labels.items()):
-                out += val
+        if (key.startswith(prefix + "{") or key == prefix) and all(
+            f'{k}="{v}"' in key for k, v in labels.items()
+        ):
+            out += val
     return out
 
 

@@ -59,7 +59,7 @@ def test_bad_values_name_the_setting(argv, env, message) -> None:
 def test_config_file_errors(tmp_path) -> None:
     bad = tmp_path / "bad.yml"
     bad.write_text("timeout: 5\ntimeuot: 6\n")
-    with pytest.raises(config.ConfigError, match="unknown setting.*timeuot"):
+    with pytest.raises(config.ConfigError, match=r"unknown setting.*timeuot"):
         config.load(parse(["--config.file", str(bad)]), environ={})
     with pytest.raises(config.ConfigError, match="cannot read config file"):
         config.load(parse(["--config.file", str(tmp_path / "missing.yml")]), environ={})

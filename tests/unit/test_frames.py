@@ -61,7 +61,7 @@ def test_reset_detects_framing_again() -> None:
 
 @pytest.mark.parametrize("prefixed", [False, True])
 def test_gap_resynchronises_on_next_frame(prefixed: bool) -> None:
-    data, bodies = stream(prefixed, 6)
+    _, bodies = stream(prefixed, 6)
     frames = [wire.wrap(b, prefixed) for b in bodies]
     dec, _ = decoder()
     assert dec.feed(frames[0]) == bodies[:1]
