@@ -51,6 +51,8 @@ PROFILES: Final = ("ping", "mixed", "large-fleet", "flood")
 DEFAULT_EVENTS: Final = {"ping": 1_000_000, "mixed": 1_100_000, "large-fleet": 100_000, "flood": 400_000}
 FLOOD_MINIONS_PER_JOB: Final = 5
 DEFAULT_MAX_JOBS: Final = 10_000  # the daemon's default --max-jobs
+DEFAULT_MAX_CLOSED_JOBS: Final = 10_000  # the daemon's default --max-closed-jobs
+MAX_PROBES: Final = 10_000  # probe jids the tracker remembers (TrackerConfig.max_probes)
 FIND_JOB: Final = "saltutil.find_job"
 
 # Families whose non-zero samples must equal `Stream.expected` exactly after a run.
@@ -175,6 +177,8 @@ class _Writer:
         self.pos = 0
         self.expected: dict[str, float] = {}
         self.clock = _Clock()
+        self.jobs_closed = 0  # jobs that close (every minion returned); the tracker keeps the last 10,000
+        self.probes = 0
 
     @property
     def events(self) -> int:
@@ -206,6 +210,13 @@ class _Writer:
     def stream(self, profile: str, max_jobs: int = DEFAULT_MAX_JOBS, **notes: Any) -> Stream:
         if self._parts or not self.segments:
             self.cut()
+        # Bounded memory of closed jobs and probe jids: the oldest go, each eviction counted.
+        if self.jobs_closed > DEFAULT_MAX_CLOSED_JOBS:
+            self.count(
+                "salt_exporter_evictions_total", self.jobs_closed - DEFAULT_MAX_CLOSED_JOBS, kind="closed_job"
+            )
+        if self.probes > MAX_PROBES:
+            self.count("salt_exporter_evictions_total", self.probes - MAX_PROBES, kind="probe")
         expected = {k: float(v) for k, v in self.expected.items() if v}
         return Stream(
             profile,
@@ -382,6 +393,7 @@ def _job_events(
     w.count("salt_jobs_published_total", function=fun, tgt_type=tgt_type)
     w.count("salt_job_minions_targeted_total", len(minions), function=fun)
     w.count("salt_job_duration_seconds_count", function=fun)
+    w.jobs_closed += 1
     if slow:
         # The CLI's timeout (5 s) passes: it probes every minion that has not returned; all say "running".
         probe_t = t + 5 * US + rng.randint(20_000, 40_000)
@@ -400,6 +412,7 @@ def _job_events(
             "job_publish",
         )
         w.count("salt_find_job_probes_total", function=fun)
+        w.probes += 1
         for minion in minions:
             at = probe_t + rng.randint(50_000, 150_000)
             answer = _find_job_answer(jid, fun, arg, tgt, tgt_type, rng.randint(2_000, 60_000))
@@ -521,6 +534,7 @@ def _large_fleet(w: _Writer, minions: int, start: int, rng: random.Random) -> No
     w.count("salt_jobs_published_total", function=fun, tgt_type="glob")
     w.count("salt_job_minions_targeted_total", minions, function=fun)
     w.count("salt_job_duration_seconds_count", function=fun)
+    w.jobs_closed += 1
     offsets = sorted(rng.randint(50_000, 60 * US) for _ in range(minions))
     order = list(fleet)
     rng.shuffle(order)

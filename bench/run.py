@@ -361,6 +361,7 @@ class Feed:
     t_done: float
     polls: int
     starved_polls: int
+    scrape_ms: list[float]
 
 
 def feed(
@@ -375,46 +376,76 @@ def feed(
 ) -> Feed:
     """Send events [first, last) staying at most `window` bytes ahead of what `/metrics` shows processed.
 
-    Returns when `/metrics` shows `last` events processed (the count includes everything sent before).
+    A polling thread scrapes `/metrics` every `poll` seconds (every millisecond once everything is sent:
+    that is the tail-visibility measurement) while this thread sends whenever the window allows, so a slow
+    scrape does not stall the sender. Returns when `/metrics` shows `last` events processed.
     """
     offsets = stream.offsets
     lo, hi = int(offsets[first]), int(offsets[last])
-    sent = lo
-    processed = first
-    polls = starved = 0
+    cond = threading.Condition()
+    shared = {"processed": first, "sent": lo, "starved": 0, "polls": 0}
+    scrape_ms: list[float] = []
+    done: list[float] = []
+    failure: list[BaseException] = []
+    sent_all = threading.Event()
+    scraper = Scraper(daemon.port)
+
+    def poller() -> None:
+        last_progress = time.monotonic()
+        try:
+            while True:
+                t0 = time.perf_counter()
+                text = scraper.metrics()
+                t1 = time.perf_counter()
+                scrape_ms.append((t1 - t0) * 1000)
+                count, _ = quick_values(text)
+                with cond:
+                    shared["polls"] += 1
+                    if count > shared["processed"]:
+                        shared["processed"] = count
+                        last_progress = time.monotonic()
+                    if not sent_all.is_set() and shared["sent"] - int(offsets[min(count, last)]) < READ_CHUNK:
+                        shared["starved"] += 1
+                    cond.notify_all()
+                if count >= last:
+                    done.append(t1)
+                    return
+                if time.monotonic() - last_progress > STALL_SECONDS:
+                    daemon.check_alive()
+                    raise BenchError(f"no progress for {STALL_SECONDS:.0f} s at {count} of {last} events")
+                time.sleep(0.001 if sent_all.is_set() else poll)
+        except BaseException as exc:  # handed to the sending thread
+            failure.append(exc)
+            with cond:
+                cond.notify_all()
+
+    thread = threading.Thread(target=poller, name="poller", daemon=True)
     t_first = time.perf_counter()
-    t_last_sent = t_first if lo == hi else 0.0
-    next_poll = t_first + poll
-    last_progress = time.monotonic()
-    while True:
-        now = time.perf_counter()
-        allowed = min(hi, int(offsets[min(processed, last)]) + window)
-        if sent < allowed:
-            n = min(allowed - sent, SEND_CHUNK)
-            publisher.send(data[sent : sent + n])
-            sent += n
-            if sent == hi:
-                t_last_sent = time.perf_counter()
-            if now < next_poll:
-                continue
-        elif now < next_poll:
-            time.sleep(next_poll - now)
-        text = daemon.metrics()
-        t_resp = time.perf_counter()
-        polls += 1
-        count, _ = quick_values(text)
-        if count > processed:
-            processed = count
-            last_progress = time.monotonic()
-        if processed >= last:
-            return Feed(t_first, t_last_sent, t_resp, polls, starved)
-        if sent < hi and sent - int(offsets[processed]) < READ_CHUNK:
-            starved += 1
-        if time.monotonic() - last_progress > STALL_SECONDS:
-            daemon.check_alive()
-            raise BenchError(f"no progress for {STALL_SECONDS:.0f} s at {processed} of {last} events")
-        # Poll every millisecond once everything is sent: that is the tail-visibility measurement.
-        next_poll = t_resp + (0.001 if sent == hi else poll)
+    thread.start()
+    sent = lo
+    while sent < hi:
+        with cond:
+            while not failure:
+                allowed = min(hi, int(offsets[min(shared["processed"], last)]) + window)
+                if sent < allowed:
+                    break
+                cond.wait(1.0)
+        if failure:
+            break
+        n = min(allowed - sent, SEND_CHUNK)
+        publisher.send(data[sent : sent + n])
+        sent += n
+        with cond:
+            shared["sent"] = sent
+    t_last_sent = time.perf_counter()
+    sent_all.set()
+    thread.join(STALL_SECONDS + 30)
+    if failure:
+        exc = failure[0]
+        raise exc if isinstance(exc, BenchError) else BenchError(f"polling failed: {exc!r}")
+    if not done:
+        raise BenchError("the polling thread did not finish")
+    return Feed(t_first, t_last_sent, done[0], shared["polls"], shared["starved"], scrape_ms)
 
 
 def wait_count(daemon: Daemon, events: int, pending: float | None = None, timeout: float = 120.0) -> float:
@@ -564,7 +595,11 @@ def run_throughput(
         polls=fed.polls,
         starved_polls=fed.starved_polls,
         mismatches=mismatches,
-        extra=extra,
+        extra={
+            **extra,
+            "scrape_ms_median": statistics.median(fed.scrape_ms),
+            "scrape_ms_max": max(fed.scrape_ms),
+        },
     )
 
 
@@ -754,7 +789,12 @@ def print_summary(s: dict[str, Any], out: Any = sys.stdout) -> None:
         )
     starved = sum(r["starved_polls"] for r in runs)
     polls = sum(r["polls"] for r in runs)
-    print(f"  polls         {polls:>12,} ({starved} with the daemon short of input)", file=out)
+    scrape = (
+        f"; scrape median {m['scrape_ms_median']:.1f} ms, max {m['scrape_ms_max']:.0f} ms"
+        if "scrape_ms_max" in m
+        else ""
+    )
+    print(f"  polls         {polls:>12,} ({starved} with the daemon short of input{scrape})", file=out)
     if s["counts_exact"]:
         print("  counts        exact", file=out)
     for i, r in enumerate(runs):

@@ -17,7 +17,7 @@ from bench.run import run_latency, run_throughput
 @pytest.mark.timeout(60)
 @pytest.mark.parametrize(
     ("profile", "events"),
-    [("ping", 6_000), ("mixed", 12_000), ("large-fleet", 5_000), ("flood", 2 * DEFAULT_MAX_JOBS + 4_000)],
+    [("ping", 132_000), ("mixed", 12_000), ("large-fleet", 5_000), ("flood", 2 * DEFAULT_MAX_JOBS + 4_000)],
 )
 def test_profile_counts_exact(profile: str, events: int, tmp_path: Path) -> None:
     stream = generate(profile, events)
