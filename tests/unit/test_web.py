@@ -105,7 +105,8 @@ def test_min_version_and_mtls(tmp_path, pki) -> None:
     web = tmp_path / "web.yml"
     web.write_text(
         f"tls_server_config:\n  cert_file: {pki}/server.crt\n  key_file: {pki}/server.key\n"
-        f"  client_ca_file: {pki}/ca.crt\n  client_auth_type: RequireAndVerifyClientCert\n  min_version: TLS13\n"
+        f"  client_ca_file: {pki}/ca.crt\n  client_auth_type: RequireAndVerifyClientCert\n"
+        "  min_version: TLS13\n"
     )
     daemon = RunningDaemon("--bus", CAPTURE, "--web.config.file", str(web), scheme="https")
     try:
@@ -179,7 +180,11 @@ def test_bad_web_config_fails_at_start(tmp_path, content, message) -> None:
     web = tmp_path / "web.yml"
     web.write_text(content)
     proc = subprocess.run(
-        [EXE, "--bus", CAPTURE, "--web.config.file", str(web)], capture_output=True, text=True, timeout=30
+        [EXE, "--bus", CAPTURE, "--web.config.file", str(web)],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=30,
     )
     assert proc.returncode == 2
     assert message in proc.stderr
