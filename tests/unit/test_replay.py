@@ -19,6 +19,7 @@ from tests.helpers import samples, settings
 FIXTURES = Path(__file__).parents[1] / "fixtures"
 SHARED = Path(__file__).parents[3] / "shared" / "captures"
 CAPTURES = sorted(FIXTURES.glob("*/*.bin"))
+VERSIONS = sorted({p.parent.name for p in CAPTURES})
 SILENT = re.compile(r"Minion did not return\. \[(Not connected|No response)\]")
 MINION_HEADER = re.compile(r"^(lab-minion-\d+|nosuch):\s*$")
 # Lines that depend on the machine, not on the capture.
@@ -107,7 +108,7 @@ def fixture(version: str, name: str) -> Path:
     return path
 
 
-@pytest.mark.parametrize("version", ["3008.4", "3006.29"])
+@pytest.mark.parametrize("version", VERSIONS)
 def test_find_job_probes_linked_not_counted_as_jobs(version: str) -> None:
     m = samples(run(fixture(version, "find_job")))
     assert m['salt_find_job_probes_total{function="cmd.run"}'] >= 1
@@ -120,7 +121,7 @@ def test_find_job_probes_linked_not_counted_as_jobs(version: str) -> None:
     assert not any(k.startswith("salt_job_minions_no_return_total{") for k in m)
 
 
-@pytest.mark.parametrize("version", ["3008.4", "3006.29"])
+@pytest.mark.parametrize("version", VERSIONS)
 def test_killed_minion_is_the_only_silent_one(version: str) -> None:
     text = run(fixture(version, "killed_minion"))
     m = samples(text)
@@ -132,7 +133,7 @@ def test_killed_minion_is_the_only_silent_one(version: str) -> None:
     assert abs(m['salt_job_duration_seconds_sum{function="cmd.run"}'] - elapsed) < 3.0
 
 
-@pytest.mark.parametrize("version", ["3008.4", "3006.29"])
+@pytest.mark.parametrize("version", VERSIONS)
 def test_state_failure_counted_with_reason(version: str) -> None:
     m = samples(run(fixture(version, "state_fail")))
     assert m['salt_job_return_failures_total{function="state.apply",reason="state"}'] == 3
@@ -141,7 +142,7 @@ def test_state_failure_counted_with_reason(version: str) -> None:
     assert m['salt_state_run_duration_seconds_count{function="state.apply"}'] == 3
 
 
-@pytest.mark.parametrize("version", ["3008.4", "3006.29"])
+@pytest.mark.parametrize("version", VERSIONS)
 def test_schedule_async_batch_runner_families(version: str) -> None:
     sched = samples(run(fixture(version, "schedule")))
     assert sched['salt_job_returns_unpublished_total{function="test.ping",kind="scheduled"}'] >= 2
