@@ -51,6 +51,8 @@ class Pipeline:
             self.bodies([data])
             return
         if gen != self.generation:
+            if self.generation != -1 and self.clock is None:
+                self.tracker.new_epoch()  # a recording replayed in a loop starts over
             self.generation = gen
             self.decoder.reset()
         elif gap:

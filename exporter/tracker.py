@@ -199,6 +199,8 @@ class Tracker:
         self.pending_total = 0
         self._heap: list[tuple[float, int, str]] = []
         self._seq = 0
+        self.shift: float | None = None  # set by new_epoch() when a recording is replayed in a loop
+        self._epoch_start = False
         self._dispatch: dict[type, Callable[[Any], None]] = {
             JobReturn: self._on_return,
             JobNew: self._on_new,
@@ -214,6 +216,8 @@ class Tracker:
     # -- driving ------------------------------------------------------------------------------------------
 
     def handle(self, event: Event) -> None:
+        if self.shift is not None:
+            self._shift(event)
         stamp = event.stamp
         if stamp > self.now:
             self.now = stamp
@@ -221,6 +225,23 @@ class Tracker:
             if heap and heap[0][0] <= stamp:
                 self.advance(stamp)
         self._dispatch[type(event)](event)
+
+    def new_epoch(self) -> None:
+        """A recording starts over (`--replay.loop`): close what is open, forget jids, and move the next
+        events' stamps to just after the current time so the replay reads as new activity."""
+        self.close_all(SHUTDOWN)
+        self.closed.clear()
+        self.probes.clear()
+        self.runs.clear()
+        self.unpublished.clear()
+        self.shift = 0.0
+        self._epoch_start = True
+
+    def _shift(self, event: Event) -> None:
+        if self._epoch_start:
+            self._epoch_start = False
+            self.shift = self.now + 1.0 - event.stamp
+        event.stamp += self.shift  # type: ignore[operator]
 
     def advance(self, now: float) -> None:
         """Move time forward and fire every check that is due."""

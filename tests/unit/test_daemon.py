@@ -108,3 +108,21 @@ def test_record_writes_bytes_exactly_as_read(tmp_path) -> None:
     assert 'salt_job_returns_total{function="test.ping",outcome="success"} 2.0' in replayed
     assert 'salt_job_duplicate_returns_total{function="test.ping"} 38.0' in replayed
     assert 'salt_exporter_frames_total{framing="length_prefixed"} 60.0' in replayed
+
+
+def test_replay_loop_counts_each_pass_as_new_activity(tmp_path) -> None:
+    """The demo's offline fallback: a bundled recording replayed forever keeps counters growing."""
+    from exporter.demo import BUNDLED
+
+    capture = tmp_path / "two.bin"
+    ping = (BUNDLED.parent.parents[1] / "tests" / "fixtures" / "3008.4" / "ping.bin").read_bytes()
+    capture.write_bytes(ping)
+    daemon = RunningDaemon("--bus", str(capture), "--replay.loop")
+    try:
+        m = daemon.wait_for('salt_job_returns_total{function="test.ping",outcome="success"}', 9, timeout=30)
+        assert m.get('salt_job_duplicate_returns_total{function="test.ping"}', 0) == 0
+        assert m['salt_jobs_published_total{function="test.ping",tgt_type="glob"}'] >= 3
+        assert m["salt_jobs_in_flight"] <= 1
+    finally:
+        daemon.stop()
+    assert BUNDLED.stat().st_size > 10_000
