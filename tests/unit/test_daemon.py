@@ -7,7 +7,7 @@ import subprocess
 import time
 
 from tests import wire
-from tests.daemon import EXE, RunningDaemon
+from tests.daemon import EXE, RunningDaemon, free_port
 from tests.publisher import FakePublisher
 
 T0 = 1_800_000_000.0
@@ -126,3 +126,17 @@ def test_replay_loop_counts_each_pass_as_new_activity(tmp_path) -> None:
     finally:
         daemon.stop()
     assert BUNDLED.stat().st_size > 10_000
+
+
+def test_demo_offline_fallback_prints_url_and_summary() -> None:
+    port = free_port()
+    proc = subprocess.run(
+        [EXE, "demo", "--replay", "--duration", "6", "--web.listen-address", f"127.0.0.1:{port}"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert f"http://127.0.0.1:{port}/metrics" in proc.stdout
+    assert "returns=" in proc.stdout and "connected=yes" in proc.stdout
