@@ -794,7 +794,10 @@ def print_summary(s: dict[str, Any], out: Any = sys.stdout) -> None:
         if "scrape_ms_max" in m
         else ""
     )
-    print(f"  polls         {polls:>12,} ({starved} with the daemon short of input{scrape})", file=out)
+    print(
+        f"  polls         {polls:>12,} ({starved} with under 256 KiB sent but unprocessed{scrape})",
+        file=out,
+    )
     if s["counts_exact"]:
         print("  counts        exact", file=out)
     for i, r in enumerate(runs):
