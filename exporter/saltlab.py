@@ -212,6 +212,9 @@ class SaltLab:
         if self._own_sock:
             sock_base = Path(tempfile.mkdtemp(prefix="sl-", dir="/tmp"))
         self.sock_base = sock_base
+        # Salt names its longest socket "<sock_dir>/minion_event_<10 hex>_pull.ipc"; bind() fails past 107.
+        if len(str(sock_base)) + len("/99/minion_event_0123456789_pull.ipc") > _SUN_PATH_MAX:
+            raise SaltLabError(f"socket directory {sock_base} is too long for Unix socket paths")
         self.log_dir = self.root / "log"
         self.file_roots = self.root / "srv" / "salt"
         self.pillar_roots = self.root / "srv" / "pillar"
