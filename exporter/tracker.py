@@ -263,7 +263,13 @@ class Tracker:
     def _schedule(self, job: Job, at: float) -> None:
         job.check_at = at
         self._seq += 1
-        heapq.heappush(self._heap, (at, self._seq, job.jid))
+        heap = self._heap
+        heapq.heappush(heap, (at, self._seq, job.jid))
+        if len(heap) > 2 * len(self.open) + 1024:
+            # Closed and evicted jobs leave stale entries behind; drop them so the heap stays bounded.
+            open_jobs = self.open
+            self._heap = [e for e in heap if (j := open_jobs.get(e[2])) is not None and j.check_at == e[0]]
+            heapq.heapify(self._heap)
 
     def _on_new(self, ev: JobNew) -> None:
         if ev.fun == FIND_JOB:

@@ -8,7 +8,9 @@ keeps the old settings (logged) so scrapes never stop.
 from __future__ import annotations
 
 import base64
+import contextlib
 import hmac
+import socket
 import ssl
 import threading
 from collections.abc import Callable
@@ -139,11 +141,12 @@ class WebServer:
         self.config = load_web_config(web_config_file) if web_config_file else WebConfig()
         self._lock = threading.Lock()
         handler = self._handler_class()
-        ThreadingHTTPServer.address_family = (
-            __import__("socket").AF_INET6 if ":" in self.host else __import__("socket").AF_INET
+        server_class = type(
+            "Server",
+            (ThreadingHTTPServer,),
+            {"address_family": socket.AF_INET6 if ":" in self.host else socket.AF_INET, "daemon_threads": True},
         )
-        self.httpd = ThreadingHTTPServer((self.host, int(port)), handler)
-        self.httpd.daemon_threads = True
+        self.httpd = server_class((self.host, int(port)), handler)
         self.port = self.httpd.server_address[1]
         self._thread: threading.Thread | None = None
 
@@ -238,6 +241,10 @@ class WebServer:
 
         def get_request() -> tuple[Any, Any]:
             sock, addr = original()
+            # Headers and body go out in separate writes; without NODELAY a kept-alive scrape waits for
+            # the client's delayed ACK (~40 ms) before the body leaves.
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             tls = self.config.tls
             if tls is not None:
                 # The handshake runs on first read, in the request's own thread, so a slow or plain-HTTP
