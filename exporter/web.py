@@ -141,12 +141,7 @@ class WebServer:
         self.config = load_web_config(web_config_file) if web_config_file else WebConfig()
         self._lock = threading.Lock()
         handler = self._handler_class()
-        server_class = type(
-            "Server",
-            (ThreadingHTTPServer,),
-            {"address_family": socket.AF_INET6 if ":" in self.host else socket.AF_INET, "daemon_threads": True},
-        )
-        self.httpd = server_class((self.host, int(port)), handler)
+        self.httpd = _Server(self, (self.host, int(port)), handler)
         self.port = self.httpd.server_address[1]
         self._thread: threading.Thread | None = None
 
@@ -236,26 +231,7 @@ class WebServer:
         return Handler
 
     def _serve(self) -> None:
-        httpd = self.httpd
-        original = httpd.get_request
-
-        def get_request() -> tuple[Any, Any]:
-            sock, addr = original()
-            # Headers and body go out in separate writes; without NODELAY a kept-alive scrape waits for
-            # the client's delayed ACK (~40 ms) before the body leaves.
-            with contextlib.suppress(OSError):
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            tls = self.config.tls
-            if tls is not None:
-                # The handshake runs on first read, in the request's own thread, so a slow or plain-HTTP
-                # client cannot hold up the accept loop.
-                sock.settimeout(10)
-                sock = tls.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
-            return sock, addr
-
-        httpd.get_request = get_request  # type: ignore[method-assign]
-        httpd.handle_error = lambda request, client_address: None  # type: ignore[method-assign]
-        httpd.serve_forever(poll_interval=0.2)
+        self.httpd.serve_forever(poll_interval=0.2)
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._serve, name="web", daemon=True)
@@ -264,6 +240,36 @@ class WebServer:
     def stop(self) -> None:
         self.httpd.shutdown()
         self.httpd.server_close()
+
+
+class _Server(ThreadingHTTPServer):
+    """One thread per request; TLS is applied per connection from the current (reloadable) config."""
+
+    daemon_threads = True
+
+    def __init__(
+        self, web: WebServer, address: tuple[str, int], handler: type[BaseHTTPRequestHandler]
+    ) -> None:
+        self.web = web
+        self.address_family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
+        super().__init__(address, handler)
+
+    def get_request(self) -> tuple[Any, Any]:
+        sock, addr = super().get_request()
+        # Headers and body go out in separate writes; without NODELAY a kept-alive scrape waits for the
+        # client's delayed ACK (~40 ms) before the body leaves.
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        tls = self.web.config.tls
+        if tls is not None:
+            # The handshake runs on first read, in the request's own thread, so a slow or plain-HTTP client
+            # cannot hold up the accept loop.
+            sock.settimeout(10)
+            sock = tls.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
+        return sock, addr
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        return  # broken clients (bad TLS, resets) are not worth a traceback per connection
 
 
 def _authorized(header: str | None, users: dict[str, bytes]) -> bool:
