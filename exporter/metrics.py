@@ -153,11 +153,6 @@ class MetricsSink:
 
     # -- events and the Observer protocol ----------------------------------------------------------------
 
-    def event(self, category: str) -> None:
-        key = (category,)
-        events = self._events
-        events[key] = events.get(key, 0) + 1
-
     def job_published(self, fun: str, tgt_type: str) -> None:
         self._inc(self._published, (self.fn(fun), self.label("tgt_type", tgt_type)))
 

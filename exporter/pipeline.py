@@ -7,6 +7,7 @@ later layer must not stop the exporter either: an unexpected exception on one ev
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable
 
 import structlog
@@ -76,13 +77,13 @@ class Pipeline:
         handle = tracker.handle
         sink = self.sink
         count_error = self.health.count_error
-        events = sink.counters["salt_events_total"]
+        categories: list[str] = []
+        seen = categories.append
         with sink.lock:
             for body in bodies:
                 try:
                     category, event, error = parse(body)
-                    key = (category,)
-                    events[key] = events.get(key, 0) + 1
+                    seen(category)
                     if event is not None:
                         handle(event)
                     elif error is not None:
@@ -92,6 +93,10 @@ class Pipeline:
                     if not self._internal_logged:
                         self._internal_logged = True
                         log.exception("internal_error_on_event", note="counted and skipped; logged once")
+            events = sink.counters["salt_events_total"]
+            for category, n in Counter(categories).items():
+                key = (category,)
+                events[key] = events.get(key, 0) + n
             if self.clock is not None:
                 tracker.advance(self.clock())
         self.health.last_event = self.clock() if self.clock is not None else tracker.now

@@ -1,0 +1,130 @@
+"""Event parsing: timestamps of every Salt era, tag families, hostile fields."""
+
+from __future__ import annotations
+
+import calendar
+
+import msgpack
+import pytest
+
+from exporter.events import (
+    ActEvent,
+    BatchEvent,
+    Beacon,
+    JobNew,
+    JobReturn,
+    MasterStats,
+    MinionStart,
+    Presence,
+    RunEvent,
+    jid_time,
+    parse,
+    parse_stamp,
+)
+from tests import wire
+
+BASE = calendar.timegm((2026, 11, 24, 18, 15, 10, 0, 0, 0))
+
+
+@pytest.mark.parametrize(
+    ("stamp", "expected"),
+    [
+        ("2026-11-24T18:15:10.201922", BASE + 0.201922),  # up to 3007
+        ("2026-11-24T18:15:10.201922+00:00", BASE + 0.201922),  # 3008
+        ("2026-11-24T18:15:10", BASE),  # microsecond 0: no fraction
+        ("2026-11-24T18:15:10+00:00", BASE),
+        ("2026-11-24T18:15:10.5Z", BASE + 0.5),
+        ("2026-11-24T20:15:10.000001+02:00", BASE + 0.000001),
+    ],
+)
+def test_stamp_forms(stamp: str, expected: float) -> None:
+    assert parse_stamp(stamp) == pytest.approx(expected, abs=1e-6)
+    assert parse_stamp(stamp) == pytest.approx(expected, abs=1e-6)  # second call: cached minute
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        None,
+        5,
+        "",
+        "yesterday",
+        "2026-11-24 18:15:10",
+        "2026-11-24T18:15:1x.000000",
+        "2026-11-24T18:15:nan000000",
+        "2026-13-45T99:99:99.000000",
+    ],
+)
+def test_bad_stamps_are_none(bad: object) -> None:
+    parse_stamp("2026-11-24T18:15:10.000000")  # warm the cache for the same minute
+    assert parse_stamp(bad) is None
+
+
+def test_jid_time() -> None:
+    assert jid_time("20261124181510201922") == pytest.approx(BASE + 0.201922)
+    assert jid_time("20261124181510201922_1234") == pytest.approx(BASE + 0.201922)
+    assert jid_time("req") is None
+
+
+def test_tag_families() -> None:
+    s = {"_stamp": "2026-11-24T18:15:10.201922"}
+    cases = [
+        (wire.new("20261124181510201922", "test.ping", ["m1"], BASE), "job_new", JobNew),
+        (wire.ret("20261124181510201922", "m1", "test.ping", BASE), "job_return", JobReturn),
+        (wire.body("salt/run/1/new", {"fun": "runner.x", **s}), "runner", RunEvent),
+        (wire.body("salt/wheel/1/ret", {"fun": "wheel.x", **s}), "wheel", RunEvent),
+        (wire.body("salt/auth", {"act": "pend", **s}), "auth", ActEvent),
+        (wire.body("salt/key", {"act": "accepted", **s}), "key", ActEvent),
+        (wire.body("salt/minion/m1/start", s), "minion_start", MinionStart),
+        (wire.body("salt/presence/present", {"present": ["a"], **s}), "presence", Presence),
+        (wire.body("salt/presence/change", {"new": ["a"], "lost": [], **s}), "presence", Presence),
+        (wire.body("salt/beacon/m1/diskusage/", s), "beacon", Beacon),
+        (wire.body("salt/batch/1/complete", s), "batch", BatchEvent),
+        (wire.body("salt/stats/worker1", {"_auth": {"runs": 3, "mean": 0.1}, **s}), "stats", MasterStats),
+    ]
+    for body, category, kind in cases:
+        cat, event, error = parse(body)
+        assert (cat, type(event), error) == (category, kind, None), body[:40]
+    for body, category in [
+        (wire.body("salt/job/1/publish", s), "job_publish"),
+        (wire.body("salt/job/1/prog/m1/0", s), "job_progress"),
+        (wire.body("20261124181510201922", s), "job_legacy"),
+        (wire.body("minion_start", s), "minion_start_legacy"),
+        (wire.body("syndic/syn1/salt/job/1/new", s), "syndic"),
+        (wire.body("my/custom/tag", s), "custom"),
+    ]:
+        assert parse(body) == (category, None, None)
+
+
+def test_return_fields_of_the_wrong_type_fall_back() -> None:
+    body = b"salt/job/1/ret/m1\n\n" + msgpack.packb(
+        {"fun": 7, "retcode": "x", "success": "yes", "_stamp": 3, "fun_args": "no-list", "return": None}
+    )
+    _, ev, error = parse(body)
+    assert error is None and isinstance(ev, JobReturn)
+    assert (ev.fun, ev.retcode, ev.success, ev.stamp) == ("unknown", 1, None, 0.0)
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        (b"salt/job/1/ret/m1", "no_separator"),
+        (b"salt/job/1/ret/m1\n\n\xc1", "bad_data"),
+        (b"salt/job/1/ret/m1\n\n" + msgpack.packb([1, 2]), "not_a_map"),
+        (b"salt/job/1/new\n\n" + msgpack.packb("x"), "not_a_map"),
+        (b"salt/auth\n\n\x92", "bad_data"),
+        (b"salt/job/1/ret/\n\n" + msgpack.packb({}), "bad_tag"),
+    ],
+)
+def test_malformed_bodies_give_a_reason(body: bytes, reason: str) -> None:
+    assert parse(body)[2] == reason
+
+
+def test_non_utf8_strings_survive() -> None:
+    body = b"salt/job/1/ret/m\xff1\n\n" + msgpack.packb(
+        {"fun": b"\xfftest".decode("latin-1"), "x": b"\xff"}, use_bin_type=False
+    )
+    raw = body.replace(b"\xc3\xbf", b"\xff")  # make the str field invalid UTF-8 on the wire
+    cat, ev, error = parse(raw)
+    assert cat == "job_return" and error is None and isinstance(ev, JobReturn)
+    assert ev.minion == "m\ufffd1"
