@@ -227,7 +227,10 @@ def test_open_jobs_are_bounded_and_evictions_counted() -> None:
 
 def test_flood_keeps_deadline_queue_bounded() -> None:
     core = make_core(max_jobs=100)
-    feed(core, *(wire.new(f"2027011508{i:010d}", "test.ping", ["m1", "m2"], T0 + i * 0.001) for i in range(5000)))
+    feed(
+        core,
+        *(wire.new(f"2027011508{i:010d}", "test.ping", ["m1", "m2"], T0 + i * 0.001) for i in range(5000)),
+    )
     assert value(core, "salt_jobs_in_flight") == 100
     assert value(core, 'salt_exporter_evictions_total{kind="job"}') == 4900
     assert len(core.tracker._heap) <= 2 * 100 + 1024 + 1
