@@ -91,7 +91,14 @@ class FrameDecoder:
             )
         start = self._fed
         self._fed = start + len(chunk)
-        unpacker.feed(chunk)
+        try:
+            unpacker.feed(chunk)
+        except msgpack.BufferFull:
+            # An unterminated frame grew past any real frame size: drop it and look for the next one.
+            self._on_error("frame_too_large")
+            self.gap()
+            self.framing = "resync:" + PLAIN
+            return self.feed(chunk[1:])
         out: list[bytes] = []
         append = out.append
         try:

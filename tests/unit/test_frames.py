@@ -102,3 +102,16 @@ def test_envelope_without_bytes_body(prefixed: bool) -> None:
     dec, errors = decoder()
     assert dec.feed(data + bad + data) == bodies + bodies
     assert errors == ["bad_envelope"]
+
+
+def test_unterminated_plain_frame_is_bounded() -> None:
+    """A bin32 header announcing 1 GiB would make the buffer grow forever: it is dropped instead."""
+    data, bodies = stream(False, 2)
+    dec, errors = decoder()
+    hostile = b"\x82\xa4head\x80\xa4body\xc6\x40\x00\x00\x00" + b"x" * (1024 * 1024)
+    got = dec.feed(hostile)
+    for _ in range(79):  # 80 MiB of a frame that never ends, then real frames
+        got += dec.feed(b"x" * (1024 * 1024))
+    got += dec.feed(data)
+    assert got == bodies
+    assert "frame_too_large" in errors
