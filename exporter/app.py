@@ -21,7 +21,7 @@ from exporter.health import Health
 from exporter.metrics import MetricsConfig, MetricsSink, SaltCollector
 from exporter.pipeline import Pipeline
 from exporter.source import ByteBuffer, Source, open_source
-from exporter.tracker import Job, Tracker, TrackerConfig
+from exporter.tracker import Job, RunRecord, Tracker, TrackerConfig
 from exporter.web import WebServer
 
 log = structlog.get_logger("exporter.app")
@@ -31,6 +31,7 @@ class TraceSink(Protocol):
     """What the trace side offers the app (exporter.traces builds it; nothing here imports OpenTelemetry)."""
 
     def on_close(self, job: Job, status: str) -> None: ...
+    def run_closed(self, run: RunRecord) -> None: ...
     def shutdown(self, timeout: float) -> None: ...
 
 
@@ -96,10 +97,12 @@ def build_core(
             max_jobs=settings["max-jobs"],
             max_closed_jobs=settings["max-closed-jobs"],
             detail=traces is not None,
+            keep_payload=traces is not None and settings["traces.include-args"],
             max_state_details=settings["traces.max-state-spans"],
         ),
         sink,
         [traces.on_close] if traces is not None else [],
+        [traces.run_closed] if traces is not None else [],
     )
     registry = CollectorRegistry(auto_describe=False)
     registry.register(SaltCollector(sink, tracker, health))

@@ -90,6 +90,7 @@ class TrackerConfig:
     max_unpublished: int = 10_000  # (jid, minion) of returns without publish, for dedupe
     grace: float = 1.0  # lag allowed between the CLI's decision and ours
     detail: bool = False  # keep per-minion detail for close listeners (traces)
+    keep_payload: bool = False  # also keep fun_args and return per minion (traces.include-args opt-in)
     max_state_details: int = 100  # per job, when detail is on
 
 
@@ -142,6 +143,21 @@ class Job:
 CloseListener = Callable[[Job, str], None]
 
 
+@dataclass(slots=True)
+class RunRecord:
+    """A finished runner or wheel job, for run listeners (traces)."""
+
+    kind: str
+    jid: str
+    fun: str
+    start: float
+    end: float
+    outcome: str
+
+
+RunListener = Callable[[RunRecord], None]
+
+
 def classify(ret: JobReturn) -> tuple[str, str | None, tuple[int, int, int, int, float] | None]:
     """Outcome, failure reason and, for state functions, (succeeded, failed, skipped, changed, ms)."""
     summary = state_summary(ret.ret) if ret.fun.startswith(STATE_PREFIX) else None
@@ -183,11 +199,16 @@ class Tracker:
     """Feeds events in stamp order; call `advance(now)` in live mode so verdicts fire without events."""
 
     def __init__(
-        self, config: TrackerConfig, observer: Observer, listeners: list[CloseListener] | None = None
+        self,
+        config: TrackerConfig,
+        observer: Observer,
+        listeners: list[CloseListener] | None = None,
+        run_listeners: list[RunListener] | None = None,
     ) -> None:
         self.cfg = config
         self.obs = observer
         self.listeners = listeners or []
+        self.run_listeners = run_listeners or []
         self.now = 0.0
         self.open: dict[str, Job] = {}
         self.closed: dict[str, Job] = {}
@@ -382,6 +403,9 @@ class Tracker:
         )
         if outcome is FAILURE:
             job.failed += 1
+        if self.cfg.keep_payload:
+            job.fun_args[minion] = ev.fun_args
+            job.returns[minion] = ev.ret
         self.obs.job_return(fun, outcome, reason, ev.stamp - job.start, minion, ev.stamp)
         if states is not None:
             self.obs.state_results(fun, states[0], states[1], states[2], states[3], states[4] / 1000.0)
@@ -560,6 +584,12 @@ class Tracker:
         duration = ev.stamp - started[1] if started is not None else None
         outcome = FAILURE if ev.success is False else SUCCESS
         self.obs.run_finished(ev.kind, ev.fun, outcome, duration)
+        if self.run_listeners:
+            record = RunRecord(
+                ev.kind, ev.jid, ev.fun, started[1] if started else ev.stamp, ev.stamp, outcome
+            )
+            for listener in self.run_listeners:
+                listener(record)
 
     def _on_act(self, ev: ActEvent) -> None:
         self.obs.act(ev.kind, ev.act)

@@ -1,0 +1,452 @@
+"""The trace sink: one trace per jid, a span per minion, built when the tracker closes a job.
+
+Ids are derived, not random, so exporters on several masters (or a restarted one, or a replay) put the
+same job into the same trace with the same span ids:
+
+    trace id = the first 16 bytes of SHA-256(jid)
+    span id  = the first 8 bytes of SHA-256(jid + "/" + kind + "/" + name), kind in job, minion, state
+
+unless the publish carries a W3C `traceparent`, in which case the job joins that trace under that span.
+Sampling (OTEL_TRACES_SAMPLER) is decided on the trace id, so every exporter keeps the same jobs.
+
+`arg`, `fun_args` and `return` can carry pillar data and secrets: they are never put on spans unless
+`traces.include-args` is on, and then only redacted and capped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import threading
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import structlog
+from opentelemetry import trace
+from opentelemetry.context import Context
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+from opentelemetry.sdk.trace.id_generator import IdGenerator
+from opentelemetry.sdk.trace.sampling import Sampler, _get_from_env_or_default
+from opentelemetry.trace import NonRecordingSpan, SpanContext, SpanKind, Status, StatusCode, TraceFlags
+
+from exporter.health import Health
+from exporter.tracker import CLOSED, DEADLINE, FAILURE, Job, RunRecord
+
+log = structlog.get_logger("exporter.traces")
+
+REDACTED = "[REDACTED]"
+NS = 1_000_000_000
+TRACEPARENT = re.compile(r"^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$")
+
+
+def trace_id_for(jid: str) -> int:
+    return int.from_bytes(hashlib.sha256(jid.encode()).digest()[:16], "big") or 1
+
+
+def span_id_for(jid: str, kind: str, name: str) -> int:
+    return int.from_bytes(hashlib.sha256(f"{jid}/{kind}/{name}".encode()).digest()[:8], "big") or 1
+
+
+class _PresetIds(IdGenerator):
+    """Hands out the ids the sink decided for the next span (spans are built in one thread)."""
+
+    def __init__(self) -> None:
+        self.trace_id = 1
+        self.span_id = 1
+
+    def generate_trace_id(self) -> int:
+        return self.trace_id
+
+    def generate_span_id(self) -> int:
+        return self.span_id
+
+
+class _CountingExporter(SpanExporter):
+    def __init__(self, inner: SpanExporter, health: Health, pending: list[int]) -> None:
+        self.inner = inner
+        self.health = health
+        self.pending = pending
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        try:
+            result = self.inner.export(spans)
+        except Exception:
+            result = SpanExportResult.FAILURE
+        if result is SpanExportResult.SUCCESS:
+            self.health.spans_exported += len(spans)
+        else:
+            dropped = self.health.spans_dropped
+            dropped["export_failed"] = dropped.get("export_failed", 0) + len(spans)
+        self.pending[0] -= len(spans)
+        return result
+
+    def shutdown(self) -> None:
+        self.inner.shutdown()
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return self.inner.force_flush(timeout_millis)
+
+
+class _BoundedBatch(SpanProcessor):
+    """BatchSpanProcessor behind an exact bound: spans beyond `limit` waiting for export are dropped
+    here and counted, so the queue is bounded and every loss shows in salt_exporter_spans_dropped_total."""
+
+    def __init__(self, exporter: SpanExporter, health: Health, limit: int) -> None:
+        self.health = health
+        self.limit = limit
+        self.pending = [0]
+        self._lock = threading.Lock()
+        self.batch = BatchSpanProcessor(
+            _CountingExporter(exporter, health, self.pending),
+            max_queue_size=limit + 512,
+            schedule_delay_millis=1000,
+            max_export_batch_size=512,
+        )
+
+    def on_start(self, span: Any, parent_context: Context | None = None) -> None:
+        return
+
+    def on_end(self, span: ReadableSpan) -> None:
+        with self._lock:
+            if self.pending[0] >= self.limit:
+                dropped = self.health.spans_dropped
+                dropped["queue_full"] = dropped.get("queue_full", 0) + 1
+                return
+            self.pending[0] += 1
+        self.batch.on_end(span)
+
+    def shutdown(self) -> None:
+        self.batch.shutdown()  # type: ignore[no-untyped-call]
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return self.batch.force_flush(timeout_millis)
+
+
+class Redactor:
+    """Redacts keys and `key=value` text matching the patterns, then caps the JSON text."""
+
+    def __init__(self, patterns: Sequence[str], cap: int) -> None:
+        joined = "|".join(f"(?:{p})" for p in patterns) or r"(?!)"
+        self.key = re.compile(joined, re.I)
+        self.inline = re.compile(rf"((?:{joined})\w*\s*[=:]\s*)(\S+)", re.I)
+        self.cap = cap
+
+    def clean(self, value: Any, depth: int = 0) -> Any:
+        if depth > 20:
+            return "..."
+        if isinstance(value, Mapping):
+            return {
+                str(k): REDACTED if self.key.search(str(k)) else self.clean(v, depth + 1)
+                for k, v in value.items()
+            }
+        if isinstance(value, list | tuple):
+            return [self.clean(v, depth + 1) for v in value]
+        if isinstance(value, bytes):
+            value = value.decode("utf-8", "replace")
+        if isinstance(value, str):
+            return self.inline.sub(lambda m: m.group(1) + REDACTED, value)
+        return value if isinstance(value, int | float | bool) or value is None else str(value)
+
+    def text(self, value: Any) -> str:
+        out = json.dumps(self.clean(value), default=str, ensure_ascii=False)
+        return out if len(out) <= self.cap else out[: self.cap] + "...(truncated)"
+
+
+class TraceSink:
+    """Turns closed jobs (and finished runner/wheel jobs) into spans."""
+
+    def __init__(
+        self,
+        provider: TracerProvider,
+        ids: _PresetIds,
+        processor: _BoundedBatch | None,
+        master_id: str,
+        redactor: Redactor | None,
+        health: Health,
+        state_cap: int,
+    ) -> None:
+        self.state_cap = state_cap
+        self.provider = provider
+        self.ids = ids
+        self.processor = processor
+        self.tracer = provider.get_tracer("salt-event-exporter")
+        self.master_id = master_id
+        self.redactor = redactor
+        self.health = health
+        self._lock = threading.Lock()
+
+    # -- span building -------------------------------------------------------------------------------
+
+    def _start(
+        self,
+        name: str,
+        trace_id: int,
+        span_id: int,
+        parent: trace.Span | SpanContext | None,
+        start: float,
+        attributes: dict[str, Any],
+    ) -> trace.Span:
+        self.ids.trace_id, self.ids.span_id = trace_id, span_id
+        if isinstance(parent, SpanContext):
+            ctx = trace.set_span_in_context(NonRecordingSpan(parent))
+        elif parent is not None:
+            ctx = trace.set_span_in_context(parent)
+        else:
+            ctx = Context()
+        return self.tracer.start_span(
+            name, context=ctx, kind=SpanKind.INTERNAL, attributes=attributes, start_time=int(start * NS)
+        )
+
+    def _root_parent(self, job: Job) -> tuple[int, SpanContext | None]:
+        match = TRACEPARENT.match(job.traceparent or "")
+        if match and int(match.group(1), 16) and int(match.group(2), 16):
+            parent = SpanContext(
+                int(match.group(1), 16),
+                int(match.group(2), 16),
+                is_remote=True,
+                trace_flags=TraceFlags(int(match.group(3), 16)),
+            )
+            return parent.trace_id, parent
+        return trace_id_for(job.jid), None
+
+    def on_close(self, job: Job, status: str) -> None:
+        with self._lock:
+            self._job_spans(job, status)
+
+    def _job_spans(self, job: Job, status: str) -> None:
+        jid = job.jid
+        trace_id, parent = self._root_parent(job)
+        end = max(job.last, job.start)
+        returned = len(job.returned)
+        failed = job.failed
+        silent = len(job.no_return)
+        attributes: dict[str, Any] = {
+            "salt.jid": jid,
+            "salt.function": job.fun,
+            "salt.target": job.tgt,
+            "salt.target_type": job.tgt_type,
+            "salt.user": job.user,
+            "salt.master.id": self.master_id,
+            "salt.minions.targeted": job.targeted,
+            "salt.minions.returned": returned,
+            "salt.minions.failed": failed,
+            "salt.minions.no_return": silent,
+            "salt.find_job.probes": job.probes,
+            "salt.job.status": status,
+        }
+        if self.redactor is not None and job.arg is not None:
+            attributes["salt.arg"] = self.redactor.text(job.arg)
+        root = self._start(
+            f"salt.job {job.fun}", trace_id, span_id_for(jid, "job", ""), parent, job.start, attributes
+        )
+        if not root.get_span_context().trace_flags.sampled:
+            self._sampled_out(1 + returned + silent + len(job.pending) + len(job.states))
+            root.end(end_time=int(end * NS))
+            return
+        for stamp, kind, _, value in job.events:
+            if kind == "find_job":
+                root.add_event(
+                    "saltutil.find_job",
+                    {"salt.minions": value.split(",") if value else []},
+                    timestamp=int(stamp * NS),
+                )
+        answers: dict[str, list[tuple[float, str]]] = {}
+        for stamp, kind, minion, value in job.events:
+            if kind == "find_job_answer":
+                answers.setdefault(minion, []).append((stamp, value))
+        minion_spans: dict[str, trace.Span] = {}
+        for minion, result in job.returned.items():
+            attrs: dict[str, Any] = {"salt.minion": minion}
+            at = job.start
+            if result is not None:
+                at = result.stamp
+                attrs.update(
+                    {"salt.outcome": result.outcome, "salt.retcode": result.retcode, "salt.late": result.late}
+                )
+                if result.success is not None:
+                    attrs["salt.success"] = result.success
+                if result.reason:
+                    attrs["salt.failure_reason"] = result.reason
+            if self.redactor is not None:
+                if minion in job.fun_args:
+                    attrs["salt.fun_args"] = self.redactor.text(job.fun_args[minion])
+                if minion in job.returns:
+                    attrs["salt.return"] = self.redactor.text(job.returns[minion])
+            span = self._start(minion, trace_id, span_id_for(jid, "minion", minion), root, job.start, attrs)
+            self._answers(span, answers.get(minion, ()))
+            if result is not None and result.outcome is FAILURE:
+                span.set_status(Status(StatusCode.ERROR, f"failed: {result.reason}"))
+            minion_spans[minion] = span
+            span.end(end_time=int(max(at, job.start) * NS))
+        for minion, (at, reason) in job.no_return.items():
+            span = self._start(
+                minion,
+                trace_id,
+                span_id_for(jid, "minion", minion),
+                root,
+                job.start,
+                {"salt.minion": minion, "salt.outcome": "no_return", "salt.no_return.reason": reason},
+            )
+            self._answers(
+                span, answers.get(minion, ()), silent_at=at if job.probes and reason != DEADLINE else None
+            )
+            span.set_status(Status(StatusCode.ERROR, f"did not return: {reason}"))
+            span.end(end_time=int(max(at, job.start) * NS))
+        open_status = "exporter shutdown" if status != CLOSED else ""
+        for minion in sorted(job.pending):
+            span = self._start(
+                minion,
+                trace_id,
+                span_id_for(jid, "minion", minion),
+                root,
+                job.start,
+                {"salt.minion": minion, "salt.outcome": "pending"},
+            )
+            self._answers(span, answers.get(minion, ()))
+            span.set_status(Status(StatusCode.ERROR, open_status or status))
+            span.end(end_time=int(max(end, job.start) * NS))
+        self._state_spans(job, trace_id, minion_spans)
+        if job.states_dropped or job.states:
+            root.set_attribute("salt.state_spans.cap", self.state_cap)
+            root.set_attribute("salt.state_spans.dropped", job.states_dropped)
+        if status != CLOSED:
+            root.set_status(Status(StatusCode.ERROR, status))
+        elif failed or silent:
+            root.set_status(Status(StatusCode.ERROR, f"{failed} failed, {silent} did not return"))
+        root.end(end_time=int(end * NS))
+
+    def _answers(
+        self, span: trace.Span, answers: Sequence[tuple[float, str]], silent_at: float | None = None
+    ) -> None:
+        for stamp, answer in answers:
+            span.add_event("find_job answer", {"salt.find_job.answer": answer}, timestamp=int(stamp * NS))
+        if silent_at is not None and not answers:
+            span.add_event(
+                "find_job answer", {"salt.find_job.answer": "no_answer"}, timestamp=int(silent_at * NS)
+            )
+
+    def _state_spans(self, job: Job, trace_id: int, parents: dict[str, trace.Span]) -> None:
+        by_minion: dict[str, list[tuple[str, str, float, bool | None]]] = {}
+        for minion, name, start, duration_ms, ok in job.states:
+            by_minion.setdefault(minion, []).append((name, start, duration_ms, ok))
+        for minion, states in by_minion.items():
+            parent = parents.get(minion)
+            result = job.returned.get(minion)
+            if parent is None or result is None:
+                continue
+            known = [
+                (begin, dur / 1000.0, name, ok)
+                for name, start, dur, ok in states
+                if (begin := _clock_seconds(start)) is not None
+            ]
+            if not known:
+                continue
+            first = min(k[0] for k in known)
+            last_end = max(k[0] + k[1] for k in known)
+            anchor = result.stamp - (last_end - first)  # the run ends when the return was sent
+            for begin, dur, name, ok in known:
+                begin_at = anchor + (begin - first)
+                span = self._start(
+                    f"state {name}",
+                    trace_id,
+                    span_id_for(job.jid, "state", f"{minion}/{name}"),
+                    parent,
+                    begin_at,
+                    {
+                        "salt.minion": minion,
+                        "salt.state.id": name,
+                        "salt.state.result": "none" if ok is None else str(ok),
+                    },
+                )
+                if ok is False:
+                    span.set_status(Status(StatusCode.ERROR, "state failed"))
+                span.end(end_time=int((begin_at + dur) * NS))
+
+    def run_closed(self, run: RunRecord) -> None:
+        """A runner or wheel job finished: one span."""
+        with self._lock:
+            attrs = {
+                "salt.jid": run.jid,
+                "salt.function": run.fun,
+                "salt.kind": run.kind,
+                "salt.master.id": self.master_id,
+                "salt.outcome": run.outcome,
+            }
+            span = self._start(
+                f"salt.{run.kind} {run.fun}",
+                trace_id_for(run.jid),
+                span_id_for(run.jid, run.kind, ""),
+                None,
+                run.start,
+                attrs,
+            )
+            if not span.get_span_context().trace_flags.sampled:
+                self._sampled_out(1)
+            if run.outcome is FAILURE:
+                span.set_status(Status(StatusCode.ERROR, "failed"))
+            span.end(end_time=int(max(run.end, run.start) * NS))
+
+    def _sampled_out(self, count: int) -> None:
+        dropped = self.health.spans_dropped
+        dropped["sampled_out"] = dropped.get("sampled_out", 0) + count
+
+    def shutdown(self, timeout: float) -> None:
+        """Flush within `timeout` seconds, then stop the exporter."""
+        ok = self.provider.force_flush(int(timeout * 1000))
+        if not ok:
+            log.warning("span_flush_incomplete", timeout_seconds=timeout)
+        self.provider.shutdown()
+
+
+def _clock_seconds(text: str) -> float | None:
+    """Salt's per-state `start_time` is a time of day ("18:15:10.201922") on the minion's clock."""
+    try:
+        hours, minutes, seconds = text.split(":")
+        return int(hours) * 3600 + int(minutes) * 60 + float(seconds)
+    except (ValueError, AttributeError):
+        return None
+
+
+def _otlp_exporter(settings: dict[str, Any], env: Mapping[str, str]) -> SpanExporter:
+    protocol = env.get("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL") or env.get("OTEL_EXPORTER_OTLP_PROTOCOL")
+    if settings.get("_origin", {}).get("otlp.protocol", "default") != "default" or not protocol:
+        protocol = settings["otlp.protocol"]
+    endpoint = settings.get("otlp.endpoint")
+    if protocol == "grpc":
+        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcExporter
+
+        return GrpcExporter(endpoint=endpoint) if endpoint else GrpcExporter()
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as HttpExporter
+
+    if endpoint:
+        # Like OTEL_EXPORTER_OTLP_ENDPOINT: a base URL that gets the signal path appended.
+        return HttpExporter(endpoint=endpoint.rstrip("/") + "/v1/traces")
+    return HttpExporter()
+
+
+def build_trace_sink(
+    settings: dict[str, Any], health: Health, env: Mapping[str, str], exporter: SpanExporter | None = None
+) -> TraceSink:
+    """The composition root's entry: provider, sampler, resource, bounded batching, OTLP exporter."""
+    resource = Resource.create(
+        {
+            "service.name": env.get("OTEL_SERVICE_NAME") or "salt-event-exporter",
+            "salt.master.id": settings["master-id"],
+        }
+    )
+    ids = _PresetIds()
+    sampler: Sampler = _get_from_env_or_default()
+    provider = TracerProvider(resource=resource, id_generator=ids, sampler=sampler)
+    processor = _BoundedBatch(exporter or _otlp_exporter(settings, env), health, settings["traces.max-queue"])
+    provider.add_span_processor(processor)
+    redactor = (
+        Redactor(settings["traces.redact"], settings["traces.max-attribute-size"])
+        if settings["traces.include-args"]
+        else None
+    )
+    return TraceSink(
+        provider, ids, processor, settings["master-id"], redactor, health, settings["traces.max-state-spans"]
+    )

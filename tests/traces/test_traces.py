@@ -1,0 +1,219 @@
+"""Traces from real-master recordings: structure, timing, ids, privacy, and export to a real receiver."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import StatusCode
+
+from exporter.app import replay
+from exporter.events import parse_stamp
+from tests import wire
+from tests.daemon import EXE
+from tests.helpers import settings
+
+FIXTURES = Path(__file__).parents[1] / "fixtures"
+T0 = 1_800_000_000.0
+CANARY = "CANARY-7f3a9c"
+
+
+def spans_of(capture: Path, **overrides: object) -> list[ReadableSpan]:
+    exporter = InMemorySpanExporter()
+    replay(settings(**overrides), str(capture), trace_exporter=exporter)
+    return list(exporter.get_finished_spans())
+
+
+def by_name(spans: list[ReadableSpan], name: str) -> list[ReadableSpan]:
+    return [s for s in spans if s.name == name]
+
+
+@pytest.mark.parametrize("version", ["3008.4", "3006.29"])
+def test_killed_minion_has_exactly_one_error_span(version: str) -> None:
+    spans = spans_of(FIXTURES / version / "killed_minion.bin")
+    roots = [s for s in spans if s.parent is None]
+    assert [r.name for r in roots] == ["salt.job cmd.run"]
+    root = roots[0]
+    assert root.status.status_code is StatusCode.ERROR
+    assert root.attributes["salt.minions.no_return"] == 1
+    minions = [s for s in spans if s.parent is not None and s.parent.span_id == root.context.span_id]
+    assert sorted(s.name for s in minions) == ["lab-minion-01", "lab-minion-02", "lab-minion-03"]
+    errors = [s for s in minions if s.status.status_code is StatusCode.ERROR]
+    assert [s.name for s in errors] == ["lab-minion-03"]
+    assert errors[0].attributes["salt.no_return.reason"] == "not_connected"
+    assert errors[0].end_time == root.end_time  # ends at the verdict, like the job
+    assert {s.context.trace_id for s in spans} == {root.context.trace_id}
+
+
+@pytest.mark.parametrize("version", ["3008.4", "3006.29"])
+def test_find_job_probes_are_events_not_traces(version: str) -> None:
+    capture = FIXTURES / version / "find_job.bin"
+    spans = spans_of(capture)
+    roots = [s for s in spans if s.parent is None]
+    assert [r.name for r in roots] == ["salt.job cmd.run"], "probes must not become jobs of their own"
+    root = roots[0]
+    probes = [e for e in root.events if e.name == "saltutil.find_job"]
+    assert probes and all(e.attributes["salt.minions"] for e in probes)
+    answers = [e for s in spans for e in s.events if e.name == "find_job answer"]
+    assert {e.attributes["salt.find_job.answer"] for e in answers} >= {"running"}
+    assert all(s.status.status_code is not StatusCode.ERROR for s in spans)
+    # Timing: the root starts at the publish _stamp; minion spans end at their return _stamps.
+    jid = root.attributes["salt.jid"]
+    assert jid == str(root.attributes["salt.jid"])
+    assert abs(root.start_time / 1e9 - (parse_stamp(_stamp_of_new(capture, str(jid))) or 0)) < 1e-6
+    assert all(s.end_time <= root.end_time for s in spans)
+
+
+def _stamp_of_new(capture: Path, jid: str) -> str:
+    from exporter.events import JobNew, parse
+    from exporter.frames import FrameDecoder
+
+    for body in FrameDecoder(lambda r: None).feed(capture.read_bytes()):
+        _, event, _ = parse(body)
+        if isinstance(event, JobNew) and event.jid == jid:
+            import msgpack
+
+            return msgpack.unpackb(body[body.find(b"\n\n") + 2 :])["_stamp"]
+    raise AssertionError("no publish")
+
+
+def test_trace_id_derivation_and_determinism() -> None:
+    capture = FIXTURES / "3008.4" / "state_fail.bin"
+    first, second = spans_of(capture), spans_of(capture)
+    ids = sorted((s.context.trace_id, s.context.span_id) for s in first)
+    assert ids == sorted((s.context.trace_id, s.context.span_id) for s in second)
+    for span in first:
+        jid = str(span.attributes.get("salt.jid") or "")
+        if jid:
+            assert span.context.trace_id == int.from_bytes(hashlib.sha256(jid.encode()).digest()[:16], "big")
+    states = [s for s in first if s.name.startswith("state ")]
+    assert states and any(s.status.status_code is StatusCode.ERROR for s in states)
+    root = next(s for s in first if s.parent is None and s.name == "salt.job state.apply")
+    assert root.attributes["salt.state_spans.dropped"] == 0
+
+
+def test_state_span_cap() -> None:
+    spans = spans_of(FIXTURES / "3008.4" / "state_fail.bin", traces__max_state_spans=2)
+    root = next(s for s in spans if s.parent is None and s.name == "salt.job state.apply")
+    assert len([s for s in spans if s.name.startswith("state ")]) == 2
+    assert root.attributes["salt.state_spans.cap"] == 2
+    assert root.attributes["salt.state_spans.dropped"] > 0
+
+
+def test_runner_jobs_get_spans() -> None:
+    spans = spans_of(FIXTURES / "3008.4" / "runner.bin")
+    assert {"salt.runner runner.jobs.active", "salt.runner runner.manage.up"} <= {s.name for s in spans}
+
+
+def secret_capture(tmp_path: Path) -> Path:
+    jid = "20270115080000000001"
+    frames = [
+        wire.new(jid, "cmd.run", ["m1"], T0, arg=[f"echo {CANARY} password={CANARY}"], tgt="m1"),
+        wire.ret(
+            jid,
+            "m1",
+            "cmd.run",
+            T0 + 0.2,
+            ret_value=f"{CANARY} password={CANARY}",
+            fun_args=[f"echo {CANARY} password={CANARY}"],
+        ),
+    ]
+    path = tmp_path / "secret.bin"
+    path.write_bytes(b"".join(wire.wrap(f) for f in frames))
+    return path
+
+
+def test_traceparent_is_joined(tmp_path: Path) -> None:
+    jid = "20270115080000000002"
+    tp = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+    path = tmp_path / "tp.bin"
+    path.write_bytes(
+        wire.wrap(wire.new(jid, "test.ping", ["m1"], T0, traceparent=tp))
+        + wire.wrap(wire.ret(jid, "m1", "test.ping", T0 + 0.1))
+    )
+    root = next(s for s in spans_of(path) if s.name == "salt.job test.ping")
+    assert format(root.context.trace_id, "032x") == "0af7651916cd43dd8448eb211c80319c"
+    assert root.parent is not None and format(root.parent.span_id, "016x") == "b7ad6b7169203331"
+
+
+def test_secrets_stay_out_of_spans_and_logs_by_default(tmp_path: Path) -> None:
+    capture = secret_capture(tmp_path)
+    spans = spans_of(capture)
+    assert spans and CANARY not in repr([(s.name, dict(s.attributes), s.events) for s in spans])
+    run = subprocess.run(
+        [EXE, "replay", str(capture), "--log.level", "debug", "--otlp.endpoint", "http://127.0.0.1:9"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert CANARY not in run.stdout + run.stderr
+
+
+def test_opt_in_payload_is_redacted_and_capped(tmp_path: Path) -> None:
+    spans = spans_of(secret_capture(tmp_path), traces__include_args=True, traces__max_attribute_size=60)
+    root = next(s for s in spans if s.parent is None)
+    minion = next(s for s in spans if s.name == "m1")
+    assert "password=[REDACTED]" in root.attributes["salt.arg"]
+    assert CANARY in root.attributes["salt.arg"]  # opted in: the argument itself is there, the password not
+    assert minion.attributes["salt.return"].count(CANARY) == 1
+    assert len(minion.attributes["salt.fun_args"]) <= 60 + len("...(truncated)")
+
+
+@pytest.mark.parametrize("protocol", ["http/protobuf", "grpc"])
+def test_export_to_a_real_receiver(receiver, protocol: str) -> None:
+    receiver.clear()
+    endpoint = receiver.grpc if protocol == "grpc" else receiver.http
+    env = {
+        **os.environ,
+        "OTEL_SERVICE_NAME": "salt-test",
+        "OTEL_RESOURCE_ATTRIBUTES": "deployment.environment=ci",
+    }
+    run = subprocess.run(
+        [
+            EXE,
+            "replay",
+            str(FIXTURES / "3008.4" / "killed_minion.bin"),
+            "--otlp.endpoint",
+            endpoint,
+            "--otlp.protocol",
+            protocol,
+            "--master-id",
+            "master-a",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+        check=False,
+    )
+    assert run.returncode == 0, run.stderr
+    spans = receiver.wait(lambda s: len(s) >= 4)
+    assert {s["transport"] for s in spans} == {"grpc" if protocol == "grpc" else "http"}
+    root = next(s for s in spans if s["name"] == "salt.job cmd.run")
+    assert root["resource"]["service.name"] == "salt-test"
+    assert root["resource"]["deployment.environment"] == "ci"
+    assert root["resource"]["salt.master.id"] == "master-a"
+    silent = [s for s in spans if s["status"] == 2 and s["parent_span_id"] == root["span_id"]]
+    assert [s["name"] for s in silent] == ["lab-minion-03"]
+    assert "salt_exporter_spans_exported_total 4.0" in run.stdout
+
+
+def test_two_masters_one_trace(receiver) -> None:
+    """Two exporters (two masters) seeing the same jid put their spans into one trace."""
+    receiver.clear()
+    capture = FIXTURES / "3008.4" / "ping.bin"
+    for master in ("master-a", "master-b"):
+        subprocess.run(
+            [EXE, "replay", str(capture), "--otlp.endpoint", receiver.http, "--master-id", master],
+            capture_output=True,
+            timeout=60,
+            check=True,
+        )
+    spans = receiver.wait(lambda s: len({x["resource"]["salt.master.id"] for x in s}) == 2)
+    assert len({s["trace_id"] for s in spans if s["name"] == "salt.job test.ping"}) == 1
