@@ -8,20 +8,41 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+# Known label values start at 0, so rate()/increase() and alerts see the first occurrence.
+DECODE_ERRORS = (
+    "desync",
+    "bad_length",
+    "bad_msgpack",
+    "bad_envelope",
+    "frame_too_large",
+    "no_separator",
+    "bad_tag",
+    "bad_data",
+    "not_a_map",
+    "bad_fields",
+    "internal",
+)
+DROP_REASONS = ("buffer_full",)
+SPAN_DROP_REASONS = ("queue_full", "export_failed", "sampled_out")
+
+
+def _zeros(keys: tuple[str, ...]) -> dict[str, int]:
+    return dict.fromkeys(keys, 0)
+
 
 @dataclass(slots=True)
 class Health:
     connected: bool = False
     connections: int = 0
     bytes_read: int = 0
-    dropped_bytes: dict[str, int] = field(default_factory=dict)
+    dropped_bytes: dict[str, int] = field(default_factory=lambda: _zeros(DROP_REASONS))
     frames: dict[str, int] = field(default_factory=dict)
-    decode_errors: dict[str, int] = field(default_factory=dict)
+    decode_errors: dict[str, int] = field(default_factory=lambda: _zeros(DECODE_ERRORS))
     resyncs: int = 0
     buffer_bytes: int = 0
     last_event: float = 0.0
     spans_exported: int = 0
-    spans_dropped: dict[str, int] = field(default_factory=dict)
+    spans_dropped: dict[str, int] = field(default_factory=lambda: _zeros(SPAN_DROP_REASONS))
     last_error: str = ""
 
     def count_error(self, reason: str) -> None:

@@ -109,6 +109,10 @@ class MetricsSink:
         self._duration = h["salt_job_duration_seconds"]
         self._state_duration = h["salt_state_run_duration_seconds"]
         self._runner_duration = h["salt_runner_duration_seconds"]
+        for kind in ("job", "closed_job", "probe", "run", "minion_series", "minion_expired"):
+            self._evictions[(kind,)] = 0
+        for label in ("function", "act", "beacon", "tgt_type", "command", "worker"):
+            self._overflow[(label,)] = 0
         self._buckets = {id(fam): self.specs[name].buckets for name, fam in h.items()}
         self._latency_buckets = self.specs["salt_job_return_latency_seconds"].buckets
         self._latency_by_label: dict[str, _Hist] = {}
