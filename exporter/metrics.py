@@ -352,13 +352,13 @@ class SaltCollector(Collector):
         values.update(self._self_values())
         for spec in METRICS:
             rows = values.get(spec.name)
-            if rows is None:
-                if spec.labels:
-                    rows = []
-                elif spec.kind == "counter":
-                    rows = [((), 0.0)]
+            if not rows:
+                if spec.kind == "counter" and not spec.labels:
+                    rows = [((), 0.0)]  # an unlabelled counter exists from the start, at 0
+                elif rows is None and not spec.labels:
+                    continue  # an unlabelled gauge with no value yet (presence before its first event)
                 else:
-                    continue
+                    rows = []
             yield _family(spec, rows)
 
 
