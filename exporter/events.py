@@ -282,6 +282,12 @@ def parse(body: bytes) -> Parsed:
                 return ("job_return", None, "bad_data")
             if type(data) is not dict:
                 return ("job_return", None, "not_a_map")
+            if "__peer_id" in data:
+                return (
+                    "cluster_peer",
+                    None,
+                    None,
+                )  # a 3007+ cluster peer's event: its own exporter counts it
             fun = data.get("fun")
             stamp = parse_stamp(data.get("_stamp"))
             try:
@@ -325,6 +331,9 @@ def parse(body: bytes) -> Parsed:
         return ("syndic", None, None)
     if tag.startswith(b"cluster/"):
         return ("cluster", None, None)
+    if tag == b"new_job":
+        # The pre-2016 twin of salt/job/<jid>/new; a repeated publish of a known jid counts once.
+        return _with_data(body, sep, "job_new_legacy", _job_new_by_data, b"")
     if tag == b"minion_start":
         return ("minion_start_legacy", None, None)
     if tag.isdigit():
@@ -341,6 +350,8 @@ def _with_data(body: bytes, sep: int, category: str, build: Any, extra: bytes) -
         return (category, None, "bad_data")
     if type(data) is not dict:
         return (category, None, "not_a_map")
+    if "__peer_id" in data:
+        return ("cluster_peer", None, None)
     stamp = parse_stamp(data.get("_stamp"))
     event = build(data, extra, 0.0 if stamp is None else stamp)
     if event is None:
@@ -391,6 +402,11 @@ def _job_new(d: dict[str, Any], jid_b: bytes, stamp: float) -> JobNew | None:
         tp if type(tp) is str else None,
         arg,
     )
+
+
+def _job_new_by_data(d: dict[str, Any], _: bytes, stamp: float) -> JobNew | None:
+    jid = d.get("jid")
+    return _job_new(d, jid.encode(), stamp) if type(jid) is str and jid else None
 
 
 def _run(tag: bytes, body: bytes, sep: int) -> Parsed:

@@ -308,3 +308,19 @@ def test_per_minion_series_opt_in_capped_and_expired() -> None:
     off = make_core()
     feed(off, wire.ret("req", "m1", "test.ping", T0))
     assert "minion=" not in off.exposition().decode()
+
+
+def test_cluster_peer_events_are_left_to_the_peer_s_exporter() -> None:
+    """Salt 3007+ master clusters forward events between peers with `__peer_id`: each master's exporter counts
+    its own, so the forwarded copies are only categorised (sum() over masters must not double count)."""
+    core = make_core()
+    forwarded = [
+        wire.new(JID, "test.ping", ["m1"], T0, __peer_id="master-b"),
+        wire.ret(JID, "m1", "test.ping", T0 + 0.1, __peer_id="master-b"),
+        wire.body("cluster/peer/master-b", {"peer_id": "master-b", "_stamp": wire.stamp(T0)}),
+    ]
+    feed(core, *forwarded)
+    assert value(core, 'salt_events_total{category="cluster_peer"}') == 2
+    assert value(core, 'salt_events_total{category="cluster"}') == 1
+    assert value(core, 'salt_job_returns_total{function="test.ping",outcome="success"}') == 0
+    assert value(core, 'salt_jobs_published_total{function="test.ping",tgt_type="glob"}') == 0
