@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Any
 
 import msgpack
 import pytest
@@ -17,7 +18,7 @@ T0 = time.time() - 60
 MINIONS = ["web1", "web2", "db1"]
 
 
-def msg(tag: str, data: dict) -> bytes:
+def msg(tag: str, data: dict[str, Any]) -> bytes:
     data = {**data, "_stamp": wire.stamp(data.pop("_t"))}
     return tag.encode() + b"\n\n" + msgpack.packb(data, use_bin_type=False)
 
