@@ -274,12 +274,11 @@ def parse(body: bytes) -> Parsed:
         if slash > 9 and body.startswith(b"/ret/", slash) and sep > slash + 5:
             try:
                 data = _unpackb(body[sep + 2 :], raw=False, strict_map_key=False)
-            except UnicodeDecodeError:
-                data = _unpackb(
-                    body[sep + 2 :], raw=False, strict_map_key=False, unicode_errors="surrogateescape"
-                )
             except Exception:
-                return ("job_return", None, "bad_data")
+                try:
+                    data = _decode(body[sep + 2 :])  # invalid UTF-8 survives; anything else is bad data
+                except Exception:
+                    return ("job_return", None, "bad_data")
             if type(data) is not dict:
                 return ("job_return", None, "not_a_map")
             if "__peer_id" in data:
