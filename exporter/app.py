@@ -6,6 +6,7 @@ shutdown" status), flush spans within `shutdown.timeout`, stop HTTP.
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 import threading
@@ -71,8 +72,6 @@ def build_core(
     health: Health | None = None,
 ) -> Core:
     """`clock` None means event time only (replay); `trace_exporter` lets tests capture spans in memory."""
-    import os
-
     env = dict(os.environ) if environ is None else environ
     health = health or Health()
     sink = MetricsSink(

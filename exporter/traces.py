@@ -33,7 +33,7 @@ from opentelemetry.sdk.trace.sampling import Sampler, _get_from_env_or_default
 from opentelemetry.trace import NonRecordingSpan, SpanContext, SpanKind, Status, StatusCode, TraceFlags
 
 from exporter.health import Health
-from exporter.tracker import CLOSED, DEADLINE, FAILURE, Job, RunRecord
+from exporter.tracker import CLOSED, DEADLINE, FAILURE, SHUTDOWN, Job, RunRecord
 
 log = structlog.get_logger("exporter.traces")
 
@@ -258,14 +258,37 @@ class TraceSink:
             if kind == "find_job_answer":
                 answers.setdefault(minion, []).append((stamp, value))
         minion_spans: dict[str, trace.Span] = {}
-        for minion, result in job.returned.items():
-            attrs: dict[str, Any] = {"salt.minion": minion}
-            at = job.start
-            if result is not None:
-                at = result.stamp
-                attrs.update(
-                    {"salt.outcome": result.outcome, "salt.retcode": result.retcode, "salt.late": result.late}
+
+        def minion_span(
+            minion: str, attrs: dict[str, Any], at: float, error: str | None, silent_at: float | None = None
+        ) -> trace.Span:
+            span = self._start(
+                minion,
+                trace_id,
+                span_id_for(jid, "minion", minion),
+                root,
+                job.start,
+                {"salt.minion": minion, **attrs},
+            )
+            for stamp, answer in answers.get(minion, ()):
+                span.add_event("find_job answer", {"salt.find_job.answer": answer}, timestamp=int(stamp * NS))
+            if silent_at is not None and minion not in answers:
+                span.add_event(
+                    "find_job answer", {"salt.find_job.answer": "no_answer"}, timestamp=int(silent_at * NS)
                 )
+            if error:
+                span.set_status(Status(StatusCode.ERROR, error))
+            span.end(end_time=int(max(at, job.start) * NS))
+            return span
+
+        for minion, result in job.returned.items():
+            attrs: dict[str, Any] = {}
+            if result is not None:
+                attrs = {
+                    "salt.outcome": result.outcome,
+                    "salt.retcode": result.retcode,
+                    "salt.late": result.late,
+                }
                 if result.success is not None:
                     attrs["salt.success"] = result.success
                 if result.reason:
@@ -275,39 +298,27 @@ class TraceSink:
                     attrs["salt.fun_args"] = self.redactor.text(job.fun_args[minion])
                 if minion in job.returns:
                     attrs["salt.return"] = self.redactor.text(job.returns[minion])
-            span = self._start(minion, trace_id, span_id_for(jid, "minion", minion), root, job.start, attrs)
-            self._answers(span, answers.get(minion, ()))
-            if result is not None and result.outcome is FAILURE:
-                span.set_status(Status(StatusCode.ERROR, f"failed: {result.reason}"))
-            minion_spans[minion] = span
-            span.end(end_time=int(max(at, job.start) * NS))
+            failed_error = (
+                f"failed: {result.reason}" if result is not None and result.outcome is FAILURE else None
+            )
+            minion_spans[minion] = minion_span(
+                minion, attrs, result.stamp if result is not None else job.start, failed_error
+            )
         for minion, (at, reason) in job.no_return.items():
-            span = self._start(
+            minion_span(
                 minion,
-                trace_id,
-                span_id_for(jid, "minion", minion),
-                root,
-                job.start,
-                {"salt.minion": minion, "salt.outcome": "no_return", "salt.no_return.reason": reason},
+                {"salt.outcome": "no_return", "salt.no_return.reason": reason},
+                at,
+                f"did not return: {reason}",
+                silent_at=at if job.probes and reason != DEADLINE else None,
             )
-            self._answers(
-                span, answers.get(minion, ()), silent_at=at if job.probes and reason != DEADLINE else None
-            )
-            span.set_status(Status(StatusCode.ERROR, f"did not return: {reason}"))
-            span.end(end_time=int(max(at, job.start) * NS))
-        open_status = "exporter shutdown" if status != CLOSED else ""
         for minion in sorted(job.pending):
-            span = self._start(
+            minion_span(
                 minion,
-                trace_id,
-                span_id_for(jid, "minion", minion),
-                root,
-                job.start,
-                {"salt.minion": minion, "salt.outcome": "pending"},
+                {"salt.outcome": "pending"},
+                end,
+                "exporter shutdown" if status == SHUTDOWN else status,
             )
-            self._answers(span, answers.get(minion, ()))
-            span.set_status(Status(StatusCode.ERROR, open_status or status))
-            span.end(end_time=int(max(end, job.start) * NS))
         self._state_spans(job, trace_id, minion_spans)
         if job.states_dropped or job.states:
             root.set_attribute("salt.state_spans.cap", self.state_cap)
@@ -317,16 +328,6 @@ class TraceSink:
         elif failed or silent:
             root.set_status(Status(StatusCode.ERROR, f"{failed} failed, {silent} did not return"))
         root.end(end_time=int(end * NS))
-
-    def _answers(
-        self, span: trace.Span, answers: Sequence[tuple[float, str]], silent_at: float | None = None
-    ) -> None:
-        for stamp, answer in answers:
-            span.add_event("find_job answer", {"salt.find_job.answer": answer}, timestamp=int(stamp * NS))
-        if silent_at is not None and not answers:
-            span.add_event(
-                "find_job answer", {"salt.find_job.answer": "no_answer"}, timestamp=int(silent_at * NS)
-            )
 
     def _state_spans(self, job: Job, trace_id: int, parents: dict[str, trace.Span]) -> None:
         by_minion: dict[str, list[tuple[str, str, float, bool | None]]] = {}

@@ -316,7 +316,8 @@ def test_runs_like_the_unit_against_a_real_master(tmp_path: Path) -> None:
                 assert time.monotonic() < deadline, metrics[-2000:]
                 time.sleep(0.3)
                 metrics = requests.get(f"http://{listen}/metrics", timeout=2).text
-            status = Path(f"/proc/{_exporter_pid(proc.pid)}/status").read_text()
+            # unshare execs sh, which execs setpriv, which execs env, which execs the exporter: one pid.
+            status = Path(f"/proc/{proc.pid}/status").read_text()
             assert re.search(r"^NoNewPrivs:\s+1", status, re.M)
             assert re.search(r"^CapBnd:\s+0+$", status, re.M)
             assert re.search(r"^Uid:\s+(\d+)", status, re.M).group(1) == str(pwd.getpwnam(user).pw_uid)  # type: ignore[union-attr]
@@ -325,11 +326,6 @@ def test_runs_like_the_unit_against_a_real_master(tmp_path: Path) -> None:
             _, err = proc.communicate(timeout=20)
         assert proc.returncode == 0, err
         assert '"event": "stopped"' in err
-
-
-def _exporter_pid(parent: int) -> int:
-    """unshare execs sh, which execs setpriv, which execs env, which execs the exporter: same pid."""
-    return parent
 
 
 @pytest.mark.parametrize(("setting", "message"), [("mode=bogus", "/mode"), ("tpyo=1", "tpyo")])

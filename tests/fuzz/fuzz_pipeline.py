@@ -18,8 +18,15 @@ with atheris.instrument_imports():
     from exporter.app import build_core
 
 SETTINGS = config.load(argparse.Namespace(), environ={})
-SETTINGS.update({"max-jobs": 50, "max-closed-jobs": 50, "metrics.max-functions": 20, "metrics.minion-label": True,
-                 "metrics.max-minions": 20})
+SETTINGS.update(
+    {
+        "max-jobs": 50,
+        "max-closed-jobs": 50,
+        "metrics.max-functions": 20,
+        "metrics.minion-label": True,
+        "metrics.max-minions": 20,
+    }
+)
 CORE = build_core(SETTINGS, None, environ={})
 RUNS = [0]
 

@@ -36,19 +36,33 @@ def test_fuzz_pipeline(tmp_path: Path) -> None:
     corpus.mkdir()
     seeds = seed_corpus(corpus)
     run = subprocess.run(
-        [sys.executable, "-m", "tests.fuzz.fuzz_pipeline", str(corpus), f"-max_total_time={seconds}",
-         f"-artifact_prefix={HERE / 'crashes'}/", "-max_len=8192", "-print_final_stats=1"],
-        cwd=ROOT, capture_output=True, text=True, timeout=seconds + 120, check=False,
+        [
+            sys.executable,
+            "-m",
+            "tests.fuzz.fuzz_pipeline",
+            str(corpus),
+            f"-max_total_time={seconds}",
+            f"-artifact_prefix={HERE / 'crashes'}/",
+            "-max_len=8192",
+            "-print_final_stats=1",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=seconds + 120,
+        check=False,
     )
     runs = re.search(r"Done (\d+) runs in (\d+) second", run.stderr)
-    print(f"fuzz: {seeds} seeds from real-master fixtures, {runs.group(1) if runs else '?'} executions "
-          f"in {runs.group(2) if runs else '?'} s")
+    print(
+        f"fuzz: {seeds} seeds from real-master fixtures, {runs.group(1) if runs else '?'} executions "
+        f"in {runs.group(2) if runs else '?'} s"
+    )
     assert run.returncode == 0, "crash input written to tests/fuzz/crashes/: commit it\n" + run.stderr[-3000:]
     assert runs and int(runs.group(1)) > 1000
 
 
 @pytest.mark.parametrize("crash", CRASHES, ids=lambda p: p.name)
 def test_crash_inputs_stay_fixed(crash: Path) -> None:
-    from tests.fuzz import fuzz_pipeline  # noqa: F401 - imported for its check()
+    from tests.fuzz import fuzz_pipeline
 
     fuzz_pipeline.check(crash.read_bytes())
