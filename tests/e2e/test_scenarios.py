@@ -225,9 +225,10 @@ def test_schedule_async_batch_runner(salt_lab: SaltLab, exporter: RunningDaemon)
     )
 
 
-def test_master_restart(salt_lab: SaltLab, exporter: RunningDaemon) -> None:
+@pytest.mark.parametrize("kill", [True, False], ids=["sigkill", "clean-stop"])
+def test_master_restart(salt_lab: SaltLab, exporter: RunningDaemon, kill: bool) -> None:
     before = exporter.metrics()
-    salt_lab.stop_master(kill=True)
+    salt_lab.stop_master(kill=kill)
     deadline = time.monotonic() + 20
     while exporter.get("/-/ready").status_code != 503:
         assert time.monotonic() < deadline, "ready should drop when the master dies"

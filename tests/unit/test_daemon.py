@@ -5,6 +5,9 @@ from __future__ import annotations
 import signal
 import subprocess
 import time
+from pathlib import Path
+
+import requests
 
 from tests import wire
 from tests.daemon import EXE, RunningDaemon, free_port
@@ -140,3 +143,64 @@ def test_demo_offline_fallback_prints_url_and_summary() -> None:
     assert proc.returncode == 0, proc.stderr
     assert f"http://127.0.0.1:{port}/metrics" in proc.stdout
     assert "returns=" in proc.stdout and "connected=yes" in proc.stdout
+
+
+def test_permission_denied_is_explained_and_retried(tmp_path) -> None:
+    """A socket the exporter's user may not open (3006.x: 0600): one clear log line naming the path and the
+    fix, /-/ready false, no crash; reading starts once the permission is granted."""
+    import os
+    import pwd
+
+    nobody = pwd.getpwnam("nobody")
+    sock_dir = tmp_path / "run"
+    sock_dir.mkdir()
+    for d in [tmp_path, *tmp_path.parents]:
+        if d != d.parent:
+            d.chmod(d.stat().st_mode | 0o011)
+    path = str(sock_dir / "master_event_pub.ipc")
+    pub = FakePublisher(path).start()
+    Path(path).chmod(0o600)  # owned by root, like a 3006.x master's socket
+    port = free_port()
+    env = {**os.environ, "HOME": "/nonexistent"}
+    proc = subprocess.Popen(
+        [
+            "setpriv",
+            f"--reuid={nobody.pw_uid}",
+            f"--regid={nobody.pw_gid}",
+            "--clear-groups",
+            "--",
+            EXE,
+            "--bus",
+            path,
+            "--web.listen-address",
+            f"127.0.0.1:{port}",
+            "--reconnect.max-backoff",
+            "0.5",
+        ],
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                if requests.get(f"http://127.0.0.1:{port}/-/ready", timeout=2).status_code == 503:
+                    break
+            except requests.RequestException:
+                pass
+            assert proc.poll() is None and time.monotonic() < deadline
+            time.sleep(0.1)
+        time.sleep(1.5)
+        assert proc.poll() is None, "a permission problem must not stop the exporter"
+        Path(path).chmod(0o666)  # the operator fixes it: the exporter connects without a restart
+        deadline = time.monotonic() + 20
+        while requests.get(f"http://127.0.0.1:{port}/-/ready", timeout=2).status_code != 200:
+            assert time.monotonic() < deadline, "did not connect after the permission was granted"
+            time.sleep(0.1)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=20)
+        pub.stop()
+    assert err.count('"event": "bus_unavailable"') == 1
+    assert f"cannot read {path}" in err and "master's group" in err and "publisher_acl" in err
