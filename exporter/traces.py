@@ -26,12 +26,13 @@ import structlog
 from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace import Event, ReadableSpan, SpanProcessor
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
-from opentelemetry.sdk.trace.id_generator import IdGenerator
 from opentelemetry.sdk.trace.sampling import Sampler, _get_from_env_or_default
+from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import NonRecordingSpan, SpanContext, SpanKind, Status, StatusCode, TraceFlags
 
+from exporter import __version__
 from exporter.health import Health
 from exporter.tracker import CLOSED, DEADLINE, FAILURE, SHUTDOWN, Job, RunRecord
 
@@ -50,18 +51,61 @@ def span_id_for(jid: str, kind: str, name: str) -> int:
     return int.from_bytes(hashlib.sha256(f"{jid}/{kind}/{name}".encode()).digest()[:8], "big") or 1
 
 
-class _PresetIds(IdGenerator):
-    """Hands out the ids the sink decided for the next span (spans are built in one thread)."""
+class _Span:
+    """A span under construction. Spans are built after the fact with known ids and times, so this skips the
+    SDK's live-span machinery (contexts, locks, attribute re-validation): ~10x cheaper per span, and the
+    result is the SDK's own ReadableSpan, handed to the span processor on end()."""
 
-    def __init__(self) -> None:
-        self.trace_id = 1
-        self.span_id = 1
+    __slots__ = ("attributes", "context", "events", "name", "parent", "sink", "start", "status")
 
-    def generate_trace_id(self) -> int:
-        return self.trace_id
+    def __init__(
+        self,
+        sink: TraceSink,
+        name: str,
+        context: SpanContext,
+        parent: SpanContext | None,
+        start: int,
+        attributes: dict[str, Any],
+    ) -> None:
+        self.sink = sink
+        self.name = name
+        self.context = context
+        self.parent = parent
+        self.start = start
+        self.attributes = attributes
+        self.events: list[Event] = []
+        self.status = Status(StatusCode.UNSET)
 
-    def generate_span_id(self) -> int:
-        return self.span_id
+    def get_span_context(self) -> SpanContext:
+        return self.context
+
+    def add_event(self, name: str, attributes: dict[str, Any], timestamp: int | None = None) -> None:
+        self.events.append(Event(name, attributes, timestamp))
+
+    def set_status(self, status: Status) -> None:
+        self.status = status
+
+    def set_attribute(self, key: str, value: Any) -> None:
+        self.attributes[key] = value
+
+    def end(self, end_time: int) -> None:
+        if self.context.trace_flags.sampled:
+            sink = self.sink
+            sink.processor.on_end(
+                ReadableSpan(
+                    self.name,
+                    self.context,
+                    self.parent,
+                    sink.resource,
+                    self.attributes,
+                    self.events,
+                    kind=SpanKind.INTERNAL,
+                    status=self.status,
+                    start_time=self.start,
+                    end_time=end_time,
+                    instrumentation_scope=sink.scope,
+                )
+            )
 
 
 class _CountingExporter(SpanExporter):
@@ -160,19 +204,19 @@ class TraceSink:
 
     def __init__(
         self,
-        provider: TracerProvider,
-        ids: _PresetIds,
-        processor: _BoundedBatch | None,
+        processor: _BoundedBatch,
+        sampler: Sampler,
+        resource: Resource,
         master_id: str,
         redactor: Redactor | None,
         health: Health,
         state_cap: int,
     ) -> None:
         self.state_cap = state_cap
-        self.provider = provider
-        self.ids = ids
         self.processor = processor
-        self.tracer = provider.get_tracer("salt-event-exporter")
+        self.sampler = sampler
+        self.resource = resource
+        self.scope = InstrumentationScope("salt-event-exporter", __version__)
         self.master_id = master_id
         self.redactor = redactor
         self.health = health
@@ -185,20 +229,22 @@ class TraceSink:
         name: str,
         trace_id: int,
         span_id: int,
-        parent: trace.Span | SpanContext | None,
+        parent: _Span | SpanContext | None,
         start: float,
         attributes: dict[str, Any],
-    ) -> trace.Span:
-        self.ids.trace_id, self.ids.span_id = trace_id, span_id
-        if isinstance(parent, SpanContext):
-            ctx = trace.set_span_in_context(NonRecordingSpan(parent))
-        elif parent is not None:
-            ctx = trace.set_span_in_context(parent)
+    ) -> _Span:
+        if isinstance(parent, _Span):
+            flags = parent.context.trace_flags  # children follow their root's sampling decision
+            parent_context: SpanContext | None = parent.context
         else:
-            ctx = Context()
-        return self.tracer.start_span(
-            name, context=ctx, kind=SpanKind.INTERNAL, attributes=attributes, start_time=int(start * NS)
-        )
+            # A root: the sampler decides on the trace id (and a remote traceparent, if any).
+            ctx = trace.set_span_in_context(NonRecordingSpan(parent)) if parent is not None else None
+            decision = self.sampler.should_sample(ctx, trace_id, name, SpanKind.INTERNAL, attributes)
+            sampled = decision.decision.is_sampled()  # type: ignore[no-untyped-call]
+            flags = TraceFlags(TraceFlags.SAMPLED if sampled else TraceFlags.DEFAULT)
+            parent_context = parent
+        context = SpanContext(trace_id, span_id, is_remote=False, trace_flags=flags)
+        return _Span(self, name, context, parent_context, int(start * NS), attributes)
 
     def _root_parent(self, job: Job) -> tuple[int, SpanContext | None]:
         match = TRACEPARENT.match(job.traceparent or "")
@@ -257,11 +303,11 @@ class TraceSink:
         for stamp, kind, minion, value in job.events:
             if kind == "find_job_answer":
                 answers.setdefault(minion, []).append((stamp, value))
-        minion_spans: dict[str, trace.Span] = {}
+        minion_spans: dict[str, _Span] = {}
 
         def minion_span(
             minion: str, attrs: dict[str, Any], at: float, error: str | None, silent_at: float | None = None
-        ) -> trace.Span:
+        ) -> _Span:
             span = self._start(
                 minion,
                 trace_id,
@@ -329,7 +375,7 @@ class TraceSink:
             root.set_status(Status(StatusCode.ERROR, f"{failed} failed, {silent} did not return"))
         root.end(end_time=int(end * NS))
 
-    def _state_spans(self, job: Job, trace_id: int, parents: dict[str, trace.Span]) -> None:
+    def _state_spans(self, job: Job, trace_id: int, parents: dict[str, _Span]) -> None:
         by_minion: dict[str, list[tuple[str, str, float, bool | None]]] = {}
         for minion, name, start, duration_ms, ok in job.states:
             by_minion.setdefault(minion, []).append((name, start, duration_ms, ok))
@@ -396,10 +442,10 @@ class TraceSink:
 
     def shutdown(self, timeout: float) -> None:
         """Flush within `timeout` seconds, then stop the exporter."""
-        ok = self.provider.force_flush(int(timeout * 1000))
+        ok = self.processor.force_flush(int(timeout * 1000))
         if not ok:
             log.warning("span_flush_incomplete", timeout_seconds=timeout)
-        self.provider.shutdown()
+        self.processor.shutdown()
 
 
 def _clock_seconds(text: str) -> float | None:
@@ -438,16 +484,19 @@ def build_trace_sink(
             "salt.master.id": settings["master-id"],
         }
     )
-    ids = _PresetIds()
     sampler: Sampler = _get_from_env_or_default()
-    provider = TracerProvider(resource=resource, id_generator=ids, sampler=sampler)
     processor = _BoundedBatch(exporter or _otlp_exporter(settings, env), health, settings["traces.max-queue"])
-    provider.add_span_processor(processor)
     redactor = (
         Redactor(settings["traces.redact"], settings["traces.max-attribute-size"])
         if settings["traces.include-args"]
         else None
     )
     return TraceSink(
-        provider, ids, processor, settings["master-id"], redactor, health, settings["traces.max-state-spans"]
+        processor,
+        sampler,
+        resource,
+        settings["master-id"],
+        redactor,
+        health,
+        settings["traces.max-state-spans"],
     )
