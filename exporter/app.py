@@ -12,7 +12,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import structlog
@@ -57,7 +57,6 @@ class Core:
     pipeline: Pipeline
     registry: CollectorRegistry
     traces: TraceSink | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)

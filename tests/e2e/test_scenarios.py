@@ -12,23 +12,13 @@ from collections.abc import Iterator
 
 import pytest
 
+from exporter.demo import FAILING_STATE
 from exporter.saltlab import SaltLab
 from tests.daemon import RunningDaemon
 
 pytestmark = pytest.mark.e2e
 
 SILENT = re.compile(r"^(\S+):\s*\n\s+Minion did not return\. \[(Not connected|No response)\]", re.M)
-FAILING_STATE = """\
-e2e_ok:
-  test.succeed_with_changes: []
-e2e_file:
-  file.managed:
-    - name: {root}/e2e-file.txt
-    - contents: hello
-e2e_broken:
-  cmd.run:
-    - name: exit 3
-"""
 
 
 @pytest.fixture(scope="module")
