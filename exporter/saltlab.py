@@ -189,11 +189,15 @@ class SaltLab:
         root_dir: Path | None = None,
         keep: bool = False,
         start_timeout: float = 120.0,
+        minion_prefix: str = "lab-minion",
+        address_base: int = 10,
     ) -> None:
         if not 1 <= minions <= 99:
             raise ValueError("minions must be between 1 and 99")
         self.version = version
-        self.minion_ids = [f"lab-minion-{n:02d}" for n in range(1, minions + 1)]
+        # Two labs side by side (a syndic topology) need distinct minion ids and source addresses.
+        self.minion_ids = [f"{minion_prefix}-{n:02d}" for n in range(1, minions + 1)]
+        self.address_base = address_base
         self.ipc_mode = ipc_mode
         self.start_timeout = start_timeout
         self.keep = keep or os.environ.get("SALTLAB_KEEP") == "1"
@@ -266,7 +270,7 @@ class SaltLab:
     # ----------------------------------------------------------------- configuration
 
     def _minion_config(self, n: int, mid: str) -> dict[str, Any]:
-        address = f"127.0.0.{10 + n}"
+        address = f"127.0.0.{self.address_base + n}"
         tcp_pub, tcp_pull = self._minion_tcp_ports[mid]
         base = self.root / "minions" / mid
         return {
