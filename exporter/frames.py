@@ -66,7 +66,7 @@ class FrameDecoder:
             if not chunk:
                 return []
             framing = self.framing or ""
-        if framing is PLAIN or framing == PLAIN:
+        if framing == PLAIN:
             return self._feed_plain(chunk)
         return self._feed_prefixed(chunk)
 

@@ -3,6 +3,7 @@ checked by systemd-analyze and run the way systemd would run it, the Dockerfile'
 
 from __future__ import annotations
 
+import grp
 import json
 import os
 import pwd
@@ -240,8 +241,8 @@ def test_runs_like_the_unit_against_a_real_master(tmp_path: Path) -> None:
 
     unit = unit_settings()
     user, group, extra = unit["User"][0], unit["Group"][0], unit["SupplementaryGroups"][0]
-    for grp in (group, extra):
-        subprocess.run(["groupadd", "--system", "-f", grp], check=True)
+    for name in (group, extra):
+        subprocess.run(["groupadd", "--system", "-f", name], check=True)
     try:
         pwd.getpwnam(user)
     except KeyError:
@@ -271,7 +272,7 @@ def test_runs_like_the_unit_against_a_real_master(tmp_path: Path) -> None:
     with SaltLab("3008.4", venv=ensure_salt("3008.4")) as lab:
         # As a packaged 3007.2+ master does: the socket 0660 group salt; its directories traversable.
         bus = Path(lab.bus_path)
-        os.chown(bus, 0, __import__("grp").getgrnam(extra).gr_gid)
+        os.chown(bus, 0, grp.getgrnam(extra).gr_gid)
         bus.chmod(0o660)
         for d in [bus.parent, *bus.parents]:
             if d == Path("/"):

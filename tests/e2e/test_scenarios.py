@@ -7,6 +7,7 @@ module, so every test compares deltas of the scraped `/metrics`.
 from __future__ import annotations
 
 import re
+import subprocess
 import time
 from collections.abc import Iterator
 
@@ -113,8 +114,8 @@ def test_killed_minion_reported_like_the_cli(salt_lab: SaltLab, exporter: Runnin
         "sleep 20; echo done",
         "-t",
         "5",
-        stdout=__import__("subprocess").PIPE,
-        stderr=__import__("subprocess").STDOUT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
     )
     time.sleep(2)
     salt_lab.stop_minion(victim, kill=True)

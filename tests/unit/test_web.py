@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
+import ipaddress
 import signal
+import socket
 import ssl
 import subprocess
 import threading
@@ -42,7 +44,7 @@ def _cert(
     if not ca:
         builder = builder.add_extension(
             x509.SubjectAlternativeName(
-                [x509.DNSName("localhost"), x509.IPAddress(__import__("ipaddress").ip_address("127.0.0.1"))]
+                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
             ),
             False,
         )
@@ -120,7 +122,7 @@ def test_min_version_and_mtls(tmp_path, pki) -> None:
         ctx.maximum_version = ssl.TLSVersion.TLSv1_2
         with (
             pytest.raises(ssl.SSLError),
-            __import__("socket").create_connection(("127.0.0.1", daemon.port)) as s,
+            socket.create_connection(("127.0.0.1", daemon.port)) as s,
         ):
             ctx.wrap_socket(s, server_hostname="127.0.0.1").do_handshake()
     finally:
