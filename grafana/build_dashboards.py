@@ -10,13 +10,50 @@ from __future__ import annotations
 
 import json
 import sys
+import urllib.parse
 from pathlib import Path
 from typing import Any
 
 OUT = Path(__file__).parent / "dashboards"
 SEL = 'job=~"$job",instance=~"$instance"'
+# Per-function panels of the Jobs dashboard also follow its `function` variable.
+FSEL = SEL + ',function=~"$function"'
 RI = "$__rate_interval"
 DS = {"type": "prometheus", "uid": "${datasource}"}
+
+
+def q(expr: str) -> str:
+    """Expands the placeholders FSEL, SEL (label selectors) and RI (the rate interval) in a query."""
+    return expr.replace("FSEL", FSEL).replace("SEL", SEL).replace("RI", RI)
+
+
+def trace_link(title: str, traceql: str) -> dict[str, Any]:
+    """A data link that opens the traces datasource in Explore with a TraceQL query.
+
+    The exporter's job spans carry `salt.function`, minion spans `salt.outcome` and `salt.no_return.reason`
+    (one trace per jid). `${__field.labels.X}` is the clicked series' label, `${__from}`/`${__to}` the range.
+    """
+    panes = {
+        "traces": {
+            "datasource": "${traces_datasource}",
+            "queries": [
+                {
+                    "refId": "A",
+                    "datasource": {"type": "tempo", "uid": "${traces_datasource}"},
+                    "queryType": "traceql",
+                    "query": traceql,
+                }
+            ],
+            "range": {"from": "${__from}", "to": "${__to}"},
+        }
+    }
+    encoded = urllib.parse.quote(json.dumps(panes, separators=(",", ":")), safe="${}_.:,[]")
+    return {"title": title, "url": f"/explore?schemaVersion=1&panes={encoded}", "targetBlank": True}
+
+
+FUNCTION_TRACES = trace_link(
+    "Traces of ${__field.labels.function}", '{ span.salt.function = "${__field.labels.function}" }'
+)
 
 
 def target(expr: str, legend: str = "", ref: str = "A", fmt: str = "time_series") -> dict[str, Any]:
@@ -52,6 +89,7 @@ class Layout:
         unit: str = "short",
         w: int = 12,
         h: int = 8,
+        links: list[dict[str, Any]] | None = None,
         **extra: Any,
     ) -> dict[str, Any]:
         panel: dict[str, Any] = {
@@ -97,6 +135,8 @@ class Layout:
             }
         elif kind == "table":
             panel["options"] = {"showHeader": True}
+        if links:
+            panel["fieldConfig"]["defaults"]["links"] = links
         panel.update(extra)
         self.next_id += 1
         return panel
@@ -117,7 +157,7 @@ class Layout:
         return panel
 
 
-def variables() -> dict[str, Any]:
+def variables(*extra: tuple[str, str, str]) -> dict[str, Any]:
     def query_var(name: str, label: str, query: str) -> dict[str, Any]:
         return {
             "name": name,
@@ -159,11 +199,18 @@ def variables() -> dict[str, Any]:
             query_var(
                 "instance", "Instance", 'label_values(salt_exporter_build_info{job=~"$job"}, instance)'
             ),
+            *(query_var(name, label, query) for name, label, query in extra),
         ]
     }
 
 
-def dashboard(uid: str, title: str, description: str, panels: list[dict[str, Any]]) -> dict[str, Any]:
+def dashboard(
+    uid: str,
+    title: str,
+    description: str,
+    panels: list[dict[str, Any]],
+    templating: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     return {
         "uid": uid,
         "title": title,
@@ -181,7 +228,7 @@ def dashboard(uid: str, title: str, description: str, panels: list[dict[str, Any
         "liveNow": False,
         "weekStart": "",
         "annotations": {"list": []},
-        "templating": variables(),
+        "templating": templating or variables(),
         "links": [
             {
                 "title": "Salt dashboards",
@@ -214,7 +261,6 @@ def dashboard(uid: str, title: str, description: str, panels: list[dict[str, Any
 
 def overview() -> dict[str, Any]:
     g = Layout()
-    q = lambda s: s.replace("SEL", SEL).replace("RI", RI)  # noqa: E731
     panels = [
         g.row("Jobs"),
         g.panel(
@@ -279,6 +325,12 @@ def overview() -> dict[str, Any]:
             "(no_key, not_connected, no_response, deadline), as the salt CLI would report them.",
             [target(q("sum by (reason) (rate(salt_job_minions_no_return_total{SEL}[RI]))"), "{{reason}}")],
             "ops",
+            links=[
+                trace_link(
+                    "Traces with ${__field.labels.reason} minions",
+                    '{ span.salt.no_return.reason = "${__field.labels.reason}" }',
+                )
+            ],
         ),
         g.panel(
             "bargauge",
@@ -299,6 +351,16 @@ def overview() -> dict[str, Any]:
             "the probed job: the CLI probes when minions are slower than its timeout.",
             [target(q("sum by (function) (rate(salt_find_job_probes_total{SEL}[RI]))"), "{{function}}")],
             "ops",
+            links=[FUNCTION_TRACES],
+        ),
+        g.panel(
+            "timeseries",
+            "find_job answers",
+            "Minion answers to find_job probes per second: running (the minion is still working on the job, "
+            "the CLI extends its wait) or not_running (the job is gone without a return: it will be reported "
+            "as did-not-return).",
+            [target(q("sum by (answer) (rate(salt_find_job_answers_total{SEL}[RI]))"), "{{answer}}")],
+            "ops",
         ),
         g.panel(
             "timeseries",
@@ -310,6 +372,7 @@ def overview() -> dict[str, Any]:
                 target(q("sum by (change) (increase(salt_presence_changes_total{SEL}[RI]))"), "{{change}}"),
             ],
             "short",
+            w=24,
         ),
     ]
     return dashboard(
@@ -323,16 +386,26 @@ def overview() -> dict[str, Any]:
 
 def jobs() -> dict[str, Any]:
     g = Layout()
-    q = lambda s: s.replace("SEL", SEL).replace("RI", RI)  # noqa: E731
+
+    def quantiles(metric: str) -> list[dict[str, Any]]:
+        return [
+            target(
+                q(f"histogram_quantile({p}, sum by (function, le) (rate({metric}_bucket{{FSEL}}[RI])))"),
+                f"{{{{function}}}} p{int(p * 100)}",
+            )
+            for p in (0.5, 0.95, 0.99)
+        ]
+
     panels = [
         g.row("Latency and duration"),
         g.panel(
             "heatmap",
             "Return latency heatmap",
-            "Distribution of per-minion return latency.",
+            "Distribution of per-minion return latency (return _stamp minus publish _stamp) for the selected "
+            "functions: where most returns land, and the long tail.",
             [
                 target(
-                    q("sum by (le) (increase(salt_job_return_latency_seconds_bucket{SEL}[RI]))"),
+                    q("sum by (le) (increase(salt_job_return_latency_seconds_bucket{FSEL}[RI]))"),
                     "{{le}}",
                     fmt="heatmap",
                 )
@@ -341,26 +414,21 @@ def jobs() -> dict[str, Any]:
         ),
         g.panel(
             "timeseries",
-            "Return latency p95 by function",
-            "95th percentile of return latency per function.",
-            [
-                target(
-                    q(
-                        "histogram_quantile(0.95, sum by (function, le) "
-                        "(rate(salt_job_return_latency_seconds_bucket{SEL}[RI])))"
-                    ),
-                    "{{function}}",
-                )
-            ],
+            "Return latency quantiles by function",
+            "p50, p95 and p99 of per-minion return latency, per function. Click a series to open the "
+            "traces of that function.",
+            quantiles("salt_job_return_latency_seconds"),
             "s",
+            links=[FUNCTION_TRACES],
         ),
         g.panel(
             "heatmap",
             "Job duration heatmap",
-            "Publish to last return or verdict, per closed job.",
+            "Publish to the last return or the did-not-return verdict, per closed job, for the selected "
+            "functions. Jobs with a silent minion end at the verdict (~15 s with CLI defaults).",
             [
                 target(
-                    q("sum by (le) (increase(salt_job_duration_seconds_bucket{SEL}[RI]))"),
+                    q("sum by (le) (increase(salt_job_duration_seconds_bucket{FSEL}[RI]))"),
                     "{{le}}",
                     fmt="heatmap",
                 )
@@ -369,40 +437,49 @@ def jobs() -> dict[str, Any]:
         ),
         g.panel(
             "timeseries",
-            "Job duration p95 by function",
-            "95th percentile of job duration per function.",
-            [
-                target(
-                    q(
-                        "histogram_quantile(0.95, sum by (function, le) "
-                        "(rate(salt_job_duration_seconds_bucket{SEL}[RI])))"
-                    ),
-                    "{{function}}",
-                )
-            ],
+            "Job duration quantiles by function",
+            "p50, p95 and p99 of job duration (publish to last return or verdict), per function.",
+            quantiles("salt_job_duration_seconds"),
             "s",
+            links=[FUNCTION_TRACES],
         ),
         g.row("Outcomes"),
         g.panel(
             "timeseries",
             "Returns by function and outcome",
-            "Minion returns per second.",
+            "Minion returns per second (find_job answers excluded), by function and outcome (success or "
+            "failure), whether or not the publish was seen.",
             [
                 target(
-                    q("sum by (function, outcome) (rate(salt_job_returns_total{SEL}[RI]))"),
+                    q("sum by (function, outcome) (rate(salt_job_returns_total{FSEL}[RI]))"),
                     "{{function}} {{outcome}}",
                 )
             ],
             "ops",
+            links=[FUNCTION_TRACES],
         ),
         g.panel(
             "timeseries",
             "Failures by reason",
-            "Failed returns by the first failure signal: state, success or retcode.",
+            "Failed returns per second by the first failure signal: state (a state result was False), "
+            "success (success was False) or retcode (non-zero retcode).",
             [
                 target(
-                    q("sum by (function, reason) (rate(salt_job_return_failures_total{SEL}[RI]))"),
+                    q("sum by (function, reason) (rate(salt_job_return_failures_total{FSEL}[RI]))"),
                     "{{function}} {{reason}}",
+                )
+            ],
+            "ops",
+            links=[FUNCTION_TRACES],
+        ),
+        g.panel(
+            "timeseries",
+            "Minions targeted by function",
+            "Minions targeted per second by published jobs (find_job probes excluded): the fan-out the "
+            "master and the minions carry, next to the job rate on the Overview.",
+            [
+                target(
+                    q("sum by (function) (rate(salt_job_minions_targeted_total{FSEL}[RI]))"), "{{function}}"
                 )
             ],
             "ops",
@@ -410,51 +487,62 @@ def jobs() -> dict[str, Any]:
         g.panel(
             "timeseries",
             "Returns without a publish",
-            "Scheduled jobs, salt-call and returns of jobs the exporter never saw published.",
-            [target(q("sum by (kind) (rate(salt_job_returns_unpublished_total{SEL}[RI]))"), "{{kind}}")],
+            "Returns per second with no publish event: scheduled jobs, salt-call (jid req), and returns of "
+            "jobs the exporter never saw published (unknown_jid, e.g. published before it started). They "
+            "have no latency.",
+            [
+                target(
+                    q("sum by (kind) (rate(salt_job_returns_unpublished_total{FSEL}[RI]))"),
+                    "{{kind}}",
+                )
+            ],
             "ops",
         ),
         g.panel(
             "timeseries",
             "Late and duplicate returns",
-            "Returns after the did-not-return verdict, and repeated returns for the same jid and minion.",
+            "Returns after the did-not-return verdict, and repeated returns for the same jid and minion "
+            "(minion retries, syndic forwarding), per second.",
             [
-                target(q("sum(rate(salt_job_late_returns_total{SEL}[RI]))"), "late"),
-                target(q("sum(rate(salt_job_duplicate_returns_total{SEL}[RI]))"), "duplicate"),
+                target(q("sum(rate(salt_job_late_returns_total{FSEL}[RI]))"), "late"),
+                target(q("sum(rate(salt_job_duplicate_returns_total{FSEL}[RI]))"), "duplicate"),
             ],
             "ops",
+            w=24,
         ),
         g.row("States"),
         g.panel(
             "timeseries",
             "State results",
-            "Individual state results in returns of state functions.",
+            "Individual state results per second in returns of state functions (succeeded, failed, skipped), "
+            "and states that reported changes.",
             [
-                target(q("sum by (result) (rate(salt_state_results_total{SEL}[RI]))"), "{{result}}"),
-                target(q("sum(rate(salt_state_changes_total{SEL}[RI]))"), "changed"),
+                target(q("sum by (result) (rate(salt_state_results_total{FSEL}[RI]))"), "{{result}}"),
+                target(q("sum(rate(salt_state_changes_total{FSEL}[RI]))"), "changed"),
             ],
             "ops",
         ),
         g.panel(
             "timeseries",
             "State run duration p95",
-            "Sum of per-state durations of one minion's run.",
+            "95th percentile of one minion's state run: the sum of its per-state durations, per function.",
             [
                 target(
                     q(
                         "histogram_quantile(0.95, sum by (function, le) "
-                        "(rate(salt_state_run_duration_seconds_bucket{SEL}[RI])))"
+                        "(rate(salt_state_run_duration_seconds_bucket{FSEL}[RI])))"
                     ),
                     "{{function}}",
                 )
             ],
             "s",
+            links=[FUNCTION_TRACES],
         ),
         g.row("Runners and wheel"),
         g.panel(
             "timeseries",
             "Runner and wheel jobs",
-            "Runner and wheel jobs started per second by function.",
+            "Runner (salt-run) and wheel (salt-key, API) jobs started per second by function.",
             [
                 target(q("sum by (function) (rate(salt_runner_jobs_total{SEL}[RI]))"), "runner {{function}}"),
                 target(q("sum by (function) (rate(salt_wheel_jobs_total{SEL}[RI]))"), "wheel {{function}}"),
@@ -463,35 +551,52 @@ def jobs() -> dict[str, Any]:
         ),
         g.panel(
             "timeseries",
-            "Runner/wheel outcomes and runner p95",
-            "Finished runner and wheel jobs by outcome, and the 95th percentile of runner duration.",
+            "Runner and wheel outcomes",
+            "Finished runner and wheel jobs per second by outcome.",
             [
                 target(
                     q("sum by (outcome) (rate(salt_runner_returns_total{SEL}[RI]))"), "runner {{outcome}}"
                 ),
                 target(q("sum by (outcome) (rate(salt_wheel_returns_total{SEL}[RI]))"), "wheel {{outcome}}"),
+            ],
+            "ops",
+            w=6,
+        ),
+        g.panel(
+            "timeseries",
+            "Runner duration p95",
+            "95th percentile of runner job duration (new to ret _stamp), per runner function.",
+            [
                 target(
                     q(
-                        "histogram_quantile(0.95, sum by (le) (rate(salt_runner_duration_seconds_bucket"
-                        "{SEL}[RI])))"
+                        "histogram_quantile(0.95, sum by (function, le) "
+                        "(rate(salt_runner_duration_seconds_bucket{SEL}[RI])))"
                     ),
-                    "runner p95 (s)",
-                ),
+                    "{{function}}",
+                )
             ],
-            "short",
+            "s",
+            w=6,
         ),
     ]
     return dashboard(
         "salt-jobs",
         "Salt / Jobs and latency",
-        "Latency and duration distributions, outcomes, state results, runners and wheel jobs.",
+        "Latency and duration distributions and quantiles per function, outcomes and failure reasons, "
+        "state results, returns without a publish, runners and wheel jobs.",
         panels,
+        variables(
+            (
+                "function",
+                "Function",
+                'label_values(salt_job_returns_total{job=~"$job",instance=~"$instance"}, function)',
+            )
+        ),
     )
 
 
 def minions() -> dict[str, Any]:
     g = Layout()
-    q = lambda s: s.replace("SEL", SEL).replace("RI", RI)  # noqa: E731
     panels = [
         g.row("Silent minions"),
         g.panel(
@@ -593,7 +698,6 @@ def minions() -> dict[str, Any]:
 
 def exporter_health() -> dict[str, Any]:
     g = Layout()
-    q = lambda s: s.replace("SEL", SEL).replace("RI", RI)  # noqa: E731
     panels = [
         g.row("Bus"),
         g.panel(
