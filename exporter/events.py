@@ -456,8 +456,10 @@ def _batch(d: dict[str, Any], tag: bytes, stamp: float) -> BatchEvent:
 
 
 def _stats(d: dict[str, Any], worker: bytes, stamp: float) -> MasterStats:
+    """`{"time", "worker", "stats": {command: {"runs", "mean"}}}` (salt.master's _post_stats)."""
     stats: dict[str, tuple[float, float]] = {}
-    for cmd, value in d.items():
+    per_command = d.get("stats")
+    for cmd, value in per_command.items() if type(per_command) is dict else ():
         if type(cmd) is str and type(value) is dict:
             runs, mean = value.get("runs"), value.get("mean")
             if isinstance(runs, int | float) and isinstance(mean, int | float):

@@ -80,7 +80,11 @@ def test_tag_families() -> None:
         (wire.body("salt/presence/change", {"new": ["a"], "lost": [], **s}), "presence", Presence),
         (wire.body("salt/beacon/m1/diskusage/", s), "beacon", Beacon),
         (wire.body("salt/batch/1/complete", s), "batch", BatchEvent),
-        (wire.body("salt/stats/worker1", {"_auth": {"runs": 3, "mean": 0.1}, **s}), "stats", MasterStats),
+        (
+            wire.body("salt/stats/w1", {"worker": "w1", "stats": {"_auth": {"runs": 3, "mean": 0.1}}, **s}),
+            "stats",
+            MasterStats,
+        ),
     ]
     for body, category, kind in cases:
         cat, event, error = parse(body)
@@ -128,3 +132,19 @@ def test_non_utf8_strings_survive() -> None:
     cat, ev, error = parse(raw)
     assert cat == "job_return" and error is None and isinstance(ev, JobReturn)
     assert ev.minion == "m\ufffd1"
+
+
+def test_master_stats_shape() -> None:
+    """salt.master posts `{"time", "worker", "stats": {cmd: {"mean", "runs"}}}` with master_stats: True."""
+    body = wire.body(
+        "salt/stats/MWorker-1",
+        {
+            "time": 1.0,
+            "worker": "MWorker-1",
+            "_stamp": "2026-11-24T18:15:10",
+            "stats": {"_return": {"mean": 0.002, "runs": 12}, "bad": "x"},
+        },
+    )
+    _, event, _ = parse(body)
+    assert isinstance(event, MasterStats)
+    assert event.worker == "MWorker-1" and event.stats == {"_return": (12.0, 0.002)}

@@ -324,3 +324,22 @@ def test_cluster_peer_events_are_left_to_the_peer_s_exporter() -> None:
     assert value(core, 'salt_events_total{category="cluster"}') == 1
     assert value(core, 'salt_job_returns_total{function="test.ping",outcome="success"}') == 0
     assert value(core, 'salt_jobs_published_total{function="test.ping",tgt_type="glob"}') == 0
+
+
+def test_master_stats_summed_over_workers() -> None:
+    core = make_core()
+    for worker, runs in (("MWorker-1", 10), ("MWorker-2", 5)):
+        feed(
+            core,
+            wire.body(
+                f"salt/stats/{worker}",
+                {
+                    "worker": worker,
+                    "time": T0,
+                    "_stamp": wire.stamp(T0),
+                    "stats": {"_return": {"runs": runs, "mean": runs / 1000}},
+                },
+            ),
+        )
+    assert value(core, 'salt_master_command_runs{command="_return"}') == 15
+    assert value(core, 'salt_master_command_mean_seconds{command="_return"}') == 0.01
