@@ -284,6 +284,9 @@ class SaltLab:
             "grains": {"ipv4": [address], "saltlab": True},
             "pki_dir": str(base / "pki"),
             "cachedir": str(base / "cache"),
+            # Per minion: the default lands under the shared root_dir, and minions starting together race to
+            # create it (3006.x fails with EEXIST).
+            "extension_modules": str(base / "extmods"),
             "sock_dir": str(self.sock_base / f"{n:02d}"),
             "pidfile": str(base / "salt-minion.pid"),
             "log_file": str(self.log_dir / f"{mid}.log"),
