@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from exporter.saltlab import SaltLab, SaltUnavailable, ensure_salt
+from exporter.saltlab import SaltLab, SaltLabError, SaltUnavailable, ensure_salt
 
 DEFAULT_VERSIONS = "3008.4,3006.29"
 _TIMINGS: list[tuple[str, str, dict[str, float]]] = []
@@ -36,6 +36,20 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.e2e)
 
 
+def started_lab(version: str, venv: Path, **options: Any) -> SaltLab:
+    """Start a lab; a daemon that fails to come up is retried once in a fresh lab (third-party start-up races
+    are not what these tests are about), and the first failure is printed."""
+    try:
+        lab = SaltLab(version, venv=venv, **options)
+        lab.start()  # closes the lab itself if start fails
+        return lab
+    except SaltLabError as exc:
+        print(f"salt {version} lab failed to start, retrying once: {str(exc).splitlines()[0]}")
+    lab = SaltLab(version, venv=venv, **options)
+    lab.start()
+    return lab
+
+
 @pytest.fixture(scope="module", params=salt_versions(), ids=lambda v: f"salt-{v}")
 def salt_lab(request: pytest.FixtureRequest) -> Iterator[SaltLab]:
     """A started SaltLab (master + lab-minion-01..03) for one Salt version, torn down after the module."""
@@ -49,9 +63,8 @@ def salt_lab(request: pytest.FixtureRequest) -> Iterator[SaltLab]:
             pytest.fail(f"Salt {version} cannot be installed (CI=true, not skipping): {exc}")
         pytest.skip(f"Salt {version} cannot be installed: {exc}")
     timings = {"install": time.monotonic() - started}
-    lab = SaltLab(version, venv=venv)
+    lab = started_lab(version, venv)
     try:
-        lab.start()  # closes the lab itself if start fails
         timings["setup"] = timings["install"] + lab.timings.get("master", 0.0) + lab.timings["minions"]
         yield lab
     finally:

@@ -9,7 +9,7 @@ import pytest
 
 from exporter.saltlab import SaltLab, SaltUnavailable, ensure_salt
 from tests.daemon import RunningDaemon
-from tests.e2e.conftest import salt_versions
+from tests.e2e.conftest import salt_versions, started_lab
 
 
 @pytest.fixture(scope="module", params=salt_versions(), ids=lambda v: f"salt-{v}")
@@ -20,8 +20,11 @@ def tcp_lab(request: pytest.FixtureRequest) -> Iterator[SaltLab]:
         if os.environ.get("CI", "").lower() == "true":
             pytest.fail(f"Salt {request.param} cannot be installed: {exc}")
         pytest.skip(str(exc))
-    with SaltLab(request.param, venv=venv, ipc_mode="tcp") as lab:
+    lab = started_lab(request.param, venv, ipc_mode="tcp")
+    try:
         yield lab
+    finally:
+        lab.close()
 
 
 def test_tcp_ipc_mode_master(tcp_lab: SaltLab) -> None:
