@@ -156,6 +156,18 @@ METRICS: tuple[MetricSpec, ...] = (
     _c("salt_presence_changes_total", ("change",), "Minions that appeared (new) or disappeared (lost)."),
     _c("salt_beacon_events_total", ("beacon",), "Beacon events by beacon name."),
     _c("salt_events_total", ("category",), "Every event read from the bus, by tag category."),
+    # Syndics (on a master of masters).
+    _c(
+        "salt_syndic_events_total",
+        ("syndic",),
+        "Events a syndic forwarded to this master of masters (syndic/<id>/ tags), by syndic id.",
+    ),
+    _c(
+        "salt_syndic_minions_targeted_total",
+        ("syndic",),
+        "Minions a syndic announced it sent this master's jobs to (counted in "
+        "salt_job_minions_targeted_total too).",
+    ),
     # Master stats (master_stats: True).
     _g("salt_master_command_runs", ("command",), "Runs per master command since worker start, summed."),
     _g("salt_master_command_mean_seconds", ("command",), "Mean master command time, worst worker."),

@@ -139,7 +139,34 @@ class MasterStats:
     stamp: float
 
 
-Event = JobNew | JobReturn | BatchEvent | RunEvent | ActEvent | MinionStart | Presence | Beacon | MasterStats
+@dataclass(slots=True)
+class SyndicEvent:
+    """An event a syndic forwarded to this master of masters (`syndic/<syndic>/<tag>`).
+
+    A syndic's job announcement (`<jid>` or `salt/job/<jid>/new` under the prefix) carries the minions it
+    sent the job to: the top master's own `new` lists only the syndic's id. Presence copies carry the list
+    so the tracker can tell them from this master's own presence events. Other tags only name the syndic.
+    """
+
+    syndic: str
+    jid: str | None
+    minions: list[str]
+    presence: Presence | None
+    stamp: float
+
+
+Event = (
+    JobNew
+    | JobReturn
+    | BatchEvent
+    | RunEvent
+    | ActEvent
+    | MinionStart
+    | Presence
+    | Beacon
+    | MasterStats
+    | SyndicEvent
+)
 
 
 # What one body became: (category, event or None, decode-error reason or None). A tuple, not an object:
@@ -326,8 +353,7 @@ def parse(body: bytes) -> Parsed:
     if tag.startswith(b"salt/stats/"):
         return _with_data(body, sep, "stats", _stats, tag[11:])
     if tag.startswith(b"syndic/"):
-        # A syndic forwards every event twice to the top master: once as-is, once under this prefix.
-        return ("syndic", None, None)
+        return _syndic(tag, body, sep)
     if tag.startswith(b"cluster/"):
         return ("cluster", None, None)
     if tag == b"new_job":
@@ -340,6 +366,41 @@ def parse(body: bytes) -> Parsed:
     if tag.startswith(b"salt/"):
         return ("salt_other", None, None)
     return ("custom", None, None)
+
+
+def _syndic(tag: bytes, body: bytes, sep: int) -> Parsed:
+    """The master of masters fires each event a syndic forwards twice: as-is, then under this prefix.
+
+    Only job announcements and presence lists are decoded; every other forwarded tag just names the
+    syndic (its as-is twin is counted where it belongs).
+    """
+    slash = tag.find(b"/", 7)
+    if slash <= 7 or slash == len(tag) - 1:
+        return ("syndic", None, "bad_tag")
+    rest = tag[slash + 1 :]
+    if rest.isdigit() or (rest.startswith(b"salt/job/") and rest.endswith(b"/new")):
+        return _with_data(body, sep, "syndic", _syndic_job, tag[7:])
+    if rest.startswith(b"salt/presence/"):
+        return _with_data(body, sep, "syndic", _syndic_presence, tag[7:])
+    return ("syndic", SyndicEvent(tag[7:slash].decode("utf-8", "replace"), None, [], None, 0.0), None)
+
+
+def _syndic_job(d: dict[str, Any], tag: bytes, stamp: float) -> SyndicEvent | None:
+    syndic, _, rest = tag.partition(b"/")
+    jid = rest if rest.isdigit() else rest[9:-4]
+    if not jid or b"/" in jid:
+        return None
+    return SyndicEvent(
+        syndic.decode("utf-8", "replace"), jid.decode(), _str_list(d.get("minions")), None, stamp
+    )
+
+
+def _syndic_presence(d: dict[str, Any], tag: bytes, stamp: float) -> SyndicEvent | None:
+    syndic, _, rest = tag.partition(b"/")
+    presence = _presence(d, rest[14:], stamp)
+    if presence is None:
+        return None
+    return SyndicEvent(syndic.decode("utf-8", "replace"), None, [], presence, stamp)
 
 
 def _with_data(body: bytes, sep: int, category: str, build: Any, extra: bytes) -> Parsed:

@@ -109,9 +109,9 @@ class MetricsSink:
         self._duration = h["salt_job_duration_seconds"]
         self._state_duration = h["salt_state_run_duration_seconds"]
         self._runner_duration = h["salt_runner_duration_seconds"]
-        for kind in ("job", "closed_job", "probe", "run", "minion_series", "minion_expired"):
+        for kind in ("job", "closed_job", "probe", "run", "syndic", "minion_series", "minion_expired"):
             self._evictions[(kind,)] = 0
-        for label in ("function", "act", "beacon", "tgt_type", "command", "worker"):
+        for label in ("function", "act", "beacon", "tgt_type", "command", "worker", "syndic"):
             self._overflow[(label,)] = 0
         self._buckets = {id(fam): self.specs[name].buckets for name, fam in h.items()}
         self._latency_buckets = self.specs["salt_job_return_latency_seconds"].buckets
@@ -252,6 +252,12 @@ class MetricsSink:
 
     def master_stats(self, worker: str, stats: dict[str, tuple[float, float]]) -> None:
         self._stats[self.label("worker", worker)] = {self.label("command", k): v for k, v in stats.items()}
+
+    def syndic_event(self, syndic: str) -> None:
+        self._inc(self.counters["salt_syndic_events_total"], (self.label("syndic", syndic),))
+
+    def syndic_minions(self, syndic: str, count: int) -> None:
+        self._inc(self.counters["salt_syndic_minions_targeted_total"], (self.label("syndic", syndic),), count)
 
     def evicted(self, kind: str) -> None:
         self._inc(self._evictions, (kind,))

@@ -191,6 +191,8 @@ class SaltLab:
         start_timeout: float = 120.0,
         minion_prefix: str = "lab-minion",
         address_base: int = 10,
+        syndic_of: SaltLab | None = None,
+        syndic_id: str = "lab-syndic",
     ) -> None:
         if not 1 <= minions <= 99:
             raise ValueError("minions must be between 1 and 99")
@@ -262,6 +264,33 @@ class SaltLab:
             "enable_fqdns_grains": False,
             **dict(master_opts or {}),
         }
+        # A syndic topology: this lab's master also runs salt-syndic, a minion of ``syndic_of``'s master
+        # (which needs ``order_masters: True``), relaying that master's jobs to this lab's minions.
+        self.syndic_of = syndic_of
+        self.syndic_id = syndic_id
+        self.syndic_opts: dict[str, Any] | None = None
+        if syndic_of is not None:
+            self.master_opts.update(
+                {"id": syndic_id, "syndic_master": "127.0.0.1", "syndic_master_port": syndic_of.ret_port}
+            )
+            # salt-syndic merges its conf dir's `minion` file over `master`: without these it would use
+            # /etc/salt paths and the default publish port 4505 of the master of masters.
+            self.syndic_opts = {
+                "id": syndic_id,
+                "master": "127.0.0.1",
+                "master_port": syndic_of.ret_port,
+                "publish_port": syndic_of.publish_port,
+                "pki_dir": str(self.root / "syndic" / "pki"),
+                "cachedir": str(self.root / "syndic" / "cache"),
+                "sock_dir": str(self.sock_base / "y"),
+                "syndic_pidfile": str(self.root / "syndic" / "salt-syndic.pid"),
+                "syndic_log_file": str(self.log_dir / "syndic.log"),
+                "log_file": str(self.log_dir / "syndic.log"),
+                "log_level_logfile": "info",
+                "acceptance_wait_time": 1,
+                "acceptance_wait_time_max": 2,
+                "enable_fqdns_grains": False,
+            }
         self._minion_opts_extra = dict(minion_opts or {})
         self.minion_opts: dict[str, dict[str, Any]] = {
             mid: self._minion_config(i, mid) for i, mid in enumerate(self.minion_ids, start=1)
@@ -315,6 +344,8 @@ class SaltLab:
         for path in (self.log_dir, self.file_roots, self.pillar_roots, self.master_conf_dir, self.sock_base):
             path.mkdir(parents=True, exist_ok=True)
         (self.master_conf_dir / "master").write_text(_yaml(self.master_opts))
+        if self.syndic_opts is not None:
+            (self.master_conf_dir / "minion").write_text(_yaml(self.syndic_opts))
         for mid, opts in self.minion_opts.items():
             conf = self.minion_conf_dir(mid)
             conf.mkdir(parents=True, exist_ok=True)
@@ -466,6 +497,10 @@ class SaltLab:
             started = time.monotonic()
             self.start_master()
             self.timings["master"] = time.monotonic() - started
+            if self.syndic_of is not None:
+                started = time.monotonic()
+                self.start_syndic()
+                self.timings["syndic"] = time.monotonic() - started
             started = time.monotonic()
             for mid in self.minion_ids:
                 self.start_minion(mid, wait=False)
@@ -492,6 +527,32 @@ class SaltLab:
             "master event bus and ret port",
             "master",
         )
+
+    def start_syndic(self, timeout: float | None = None) -> None:
+        """Start salt-syndic and wait until the master of masters accepted its key and it connected."""
+        top = self.syndic_of
+        if top is None:
+            raise SaltLabError("this lab has no master of masters (syndic_of)")
+        if self._alive("syndic"):
+            raise SaltLabError("syndic is already running")
+        self._spawn("syndic", "salt-syndic", self.master_conf_dir)
+        deadline = time.monotonic() + (timeout or self.start_timeout)
+        key = Path(top.master_opts["pki_dir"]) / "minions" / self.syndic_id
+        self._wait(
+            key.exists, deadline, f"key of {self.syndic_id} accepted by the master of masters", "syndic"
+        )
+        log = self.log_dir / "syndic.log"
+        offset = self._log_offsets.get("syndic", 0)
+        self._wait(
+            lambda: b"Syndic successfully connected" in _read(log)[offset:],
+            deadline,
+            "the syndic to connect to the master of masters",
+            "syndic",
+        )
+
+    def stop_syndic(self, kill: bool = True) -> None:
+        """Stop salt-syndic: jobs from the master of masters no longer reach this lab's minions."""
+        self._stop("syndic", kill)
 
     def stop_master(self, kill: bool = True) -> None:
         """Stop the master: SIGKILL (a crash) or SIGTERM (a clean shutdown), and reap all its processes."""
@@ -614,11 +675,10 @@ class SaltLab:
         token = f"{_TOKEN_ENV}={self._token}".encode()
         if daemon is None:
             return _find_pids([token], f" -c {self.root}/".encode())
-        tool, conf = (
-            ("salt-master", self.master_conf_dir)
-            if daemon == "master"
-            else ("salt-minion", self.minion_conf_dir(daemon))
-        )
+        if daemon in ("master", "syndic"):
+            tool, conf = f"salt-{daemon}", self.master_conf_dir
+        else:
+            tool, conf = "salt-minion", self.minion_conf_dir(daemon)
         return _find_pids([token, f"SALTLAB_DAEMON={daemon}".encode()], f"/{tool} -c {conf} ".encode())
 
     @property
@@ -677,7 +737,8 @@ class SaltLab:
 
     def log_tails(self, lines: int = 40) -> str:
         """Tails of all daemon logs, for a failing test's report."""
-        return "\n".join(self.log_tail(name, lines) for name in ["master", *self.minion_ids])
+        daemons = ["master", *(["syndic"] if self.syndic_of is not None else []), *self.minion_ids]
+        return "\n".join(self.log_tail(name, lines) for name in daemons)
 
     def pids(self) -> Iterator[int]:
         """PIDs of all live processes started by this lab (including daemon children)."""

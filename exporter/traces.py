@@ -316,6 +316,9 @@ class TraceSink:
                 job.start,
                 {"salt.minion": minion, **attrs},
             )
+            syndic = job.via.get(minion)
+            if syndic is not None:
+                span.set_attribute("salt.syndic", syndic)
             for stamp, answer in answers.get(minion, ()):
                 span.add_event("find_job answer", {"salt.find_job.answer": answer}, timestamp=int(stamp * NS))
             if silent_at is not None and minion not in answers:

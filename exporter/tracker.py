@@ -30,6 +30,7 @@ from exporter.events import (
     MinionStart,
     Presence,
     RunEvent,
+    SyndicEvent,
 )
 
 # Outcome of one minion return.
@@ -75,6 +76,8 @@ class Observer(Protocol):
     def presence(self, present: int | None, new: int, lost: int) -> None: ...
     def beacon(self, beacon: str) -> None: ...
     def master_stats(self, worker: str, stats: dict[str, tuple[float, float]]) -> None: ...
+    def syndic_event(self, syndic: str) -> None: ...
+    def syndic_minions(self, syndic: str, count: int) -> None: ...
     def evicted(self, kind: str) -> None: ...
 
 
@@ -88,6 +91,7 @@ class TrackerConfig:
     max_probes: int = 10_000  # probe jid -> probed jid
     max_runs: int = 10_000  # runner/wheel jobs waiting for their ret
     max_unpublished: int = 10_000  # (jid, minion) of returns without publish, for dedupe
+    max_syndics: int = 1_000  # syndic ids seen under syndic/<id>/ (they are not minions)
     grace: float = 1.0  # lag allowed between the CLI's decision and ours
     detail: bool = False  # keep per-minion detail for close listeners (traces)
     keep_payload: bool = False  # also keep fun_args and return per minion (traces.include-args opt-in)
@@ -136,6 +140,8 @@ class Job:
     check_at: float = 0.0
     # detail only: (stamp, kind, minion or "", value) for span events; per-state (minion, id, start, dur, ok)
     events: list[tuple[float, str, str, str]] = field(default_factory=list)
+    via: dict[str, str] = field(default_factory=dict)  # minion -> the syndic that announced it
+    relays: tuple[str, ...] = ()  # known syndics in the publish: pending until they announce, not targeted
     states: list[tuple[str, str, str, float, bool | None]] = field(default_factory=list)
     states_dropped: int = 0
 
@@ -217,6 +223,10 @@ class Tracker:
         self.batches: set[str] = set()
         self.unpublished: dict[tuple[str, str], None] = {}
         self.present: set[str] | None = None
+        # A master of masters also fires its syndics' presence events under their plain tags, each followed
+        # at once by a `syndic/<id>/` copy: a presence event waits for the next event to tell which it is.
+        self._held: Presence | None = None
+        self.syndics: dict[str, None] = {}
         self.pending_total = 0
         self._heap: list[tuple[float, int, str]] = []
         self._seq = 0
@@ -232,6 +242,7 @@ class Tracker:
             BatchEvent: self._on_batch,
             Beacon: self._on_beacon,
             MasterStats: self._on_stats,
+            SyndicEvent: self._on_syndic,
         }
 
     # -- driving ------------------------------------------------------------------------------------------
@@ -239,6 +250,8 @@ class Tracker:
     def handle(self, event: Event) -> None:
         if self.shift is not None:
             self._shift(event)
+        if self._held is not None and not self._is_copy(event):
+            self._apply_presence()
         stamp = event.stamp
         if stamp > self.now:
             self.now = stamp
@@ -266,6 +279,8 @@ class Tracker:
 
     def advance(self, now: float) -> None:
         """Move time forward and fire every check that is due."""
+        if self._held is not None:
+            self._apply_presence()
         self.now = max(self.now, now)
         heap = self._heap
         while heap and heap[0][0] <= self.now:
@@ -317,10 +332,16 @@ class Tracker:
                 if len(self.open) > self.cfg.max_jobs:
                     self._evict_oldest()
         added = 0
+        syndics = self.syndics
         for minion in ev.minions:
             if minion not in job.pending and minion not in job.returned and minion not in job.no_return:
                 job.pending.add(minion)
-                added += 1
+                if minion in syndics:
+                    # A relay, not a minion: the job waits for its announcement of the minions it reached.
+                    job.relays += (minion,)
+                    self.pending_total += 1
+                else:
+                    added += 1
         self.pending_total += added
         for minion in ev.missing:
             if minion in job.returned or minion in job.no_return:
@@ -447,7 +468,9 @@ class Tracker:
         self.unpublished[key] = None
         if len(self.unpublished) > self.cfg.max_unpublished:
             del self.unpublished[next(iter(self.unpublished))]
-        if ev.schedule:
+        if "cmd" not in ev.data:
+            kind = "syndic"  # relayed by a syndic (salt.master._syndic_return): a job of a lower master
+        elif ev.schedule:
             kind = "scheduled"
         elif ev.jid in ("req", "nocache") or not ev.has_user:
             kind = "salt_call"
@@ -513,9 +536,15 @@ class Tracker:
     def _give_up(self, job: Job, at: float, reason: str | None) -> None:
         present = self.present
         for minion in list(job.pending):
+            if minion in self.syndics:
+                continue  # the CLI does not report syndics as silent minions either
             why = reason
             if why is None:
-                if present is not None:
+                if minion in job.via:
+                    # This master has no connection or minion data of its own for a syndic's minion: the
+                    # CLI says [No response] for it (seen on a real 3006.29 master of masters).
+                    why = NO_RESPONSE
+                elif present is not None:
                     why = NO_RESPONSE if minion in present else NOT_CONNECTED
                 else:
                     why = NO_RESPONSE if minion in job.answered else NOT_CONNECTED
@@ -600,6 +629,27 @@ class Tracker:
             self.present.add(ev.minion)
 
     def _on_presence(self, ev: Presence) -> None:
+        if self._held is not None:
+            self._apply_presence()
+        self._held = ev
+
+    def _is_copy(self, event: Event) -> bool:
+        """Whether ``event`` is the `syndic/<id>/` copy of the held presence event."""
+        if type(event) is not SyndicEvent or event.presence is None:
+            return False
+        held, copy = self._held, event.presence
+        return (
+            held is not None
+            and held.present == copy.present
+            and held.new == copy.new
+            and held.lost == copy.lost
+        )
+
+    def _apply_presence(self) -> None:
+        ev = self._held
+        self._held = None
+        if ev is None:
+            return
         if ev.present is not None:
             self.present = set(ev.present)
             self.obs.presence(len(self.present), 0, 0)
@@ -615,3 +665,38 @@ class Tracker:
 
     def _on_stats(self, ev: MasterStats) -> None:
         self.obs.master_stats(ev.worker, ev.stats)
+
+    def _on_syndic(self, ev: SyndicEvent) -> None:
+        syndic = ev.syndic
+        syndics = self.syndics
+        if syndic not in syndics:
+            syndics[syndic] = None
+            if len(syndics) > self.cfg.max_syndics:
+                del syndics[next(iter(syndics))]
+                self.obs.evicted("syndic")
+        self.obs.syndic_event(syndic)
+        if ev.presence is not None:
+            if self._held is not None and self._is_copy(ev):
+                self._held = None  # the syndic master's presence, not this master's
+            return
+        job = self.open.get(ev.jid) if ev.jid is not None else None
+        if job is None:
+            return
+        if syndic in job.pending:
+            job.pending.discard(syndic)
+            self.pending_total -= 1
+            if syndic not in job.relays:
+                job.targeted -= 1  # counted as a minion before this syndic was known
+        added = 0
+        for minion in ev.minions:
+            if minion not in job.pending and minion not in job.returned and minion not in job.no_return:
+                job.pending.add(minion)
+                job.via[minion] = syndic
+                added += 1
+        if added:
+            self.pending_total += added
+            job.targeted += added
+            self.obs.minions_targeted(job.fun, added)
+            self.obs.syndic_minions(syndic, added)
+        if self._finished(job):
+            self._close(job, job.last, CLOSED)

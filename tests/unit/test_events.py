@@ -17,6 +17,7 @@ from exporter.events import (
     MinionStart,
     Presence,
     RunEvent,
+    SyndicEvent,
     jid_time,
     parse,
     parse_stamp,
@@ -94,10 +95,32 @@ def test_tag_families() -> None:
         (wire.body("salt/job/1/prog/m1/0", s), "job_progress"),
         (wire.body("20261124181510201922", s), "job_legacy"),
         (wire.body("minion_start", s), "minion_start_legacy"),
-        (wire.body("syndic/syn1/salt/job/1/new", s), "syndic"),
         (wire.body("my/custom/tag", s), "custom"),
     ]:
         assert parse(body) == (category, None, None)
+
+
+def test_syndic_forwarded_events() -> None:
+    """Shapes seen on a real 3006.29 master of masters (tests/fixtures/syndic): the syndic's job
+    announcement as a bare jid, presence copies, and any other tag, which only names the syndic."""
+    s = {"_stamp": "2026-11-24T18:15:10.201922"}
+    jid = "20261124181510201922"
+    for tag in (f"syndic/syn-1/{jid}", f"syndic/syn-1/salt/job/{jid}/new"):
+        cat, ev, error = parse(wire.body(tag, {"minions": ["a", "b", 3], **s}))
+        assert (cat, error) == ("syndic", None), tag
+        assert isinstance(ev, SyndicEvent)
+        assert (ev.syndic, ev.jid, ev.minions, ev.presence) == ("syn-1", jid, ["a", "b"], None)
+        assert ev.stamp == BASE + 0.201922
+    _, ev, _ = parse(wire.body("syndic/syn-1/salt/presence/change", {"new": ["a"], "lost": ["b"], **s}))
+    assert isinstance(ev, SyndicEvent) and ev.presence == Presence(None, ["a"], ["b"], ev.stamp)
+    _, ev, _ = parse(wire.body("syndic/syn-1/salt/presence/present", {"present": ["a"], **s}))
+    assert isinstance(ev, SyndicEvent) and ev.presence is not None and ev.presence.present == ["a"]
+    _, ev, _ = parse(wire.body("syndic/syn-1/start", {"data": "Syndic syn-1 started", **s}))
+    assert ev == SyndicEvent("syn-1", None, [], None, 0.0)  # not decoded: nothing in it is needed
+    for bad in ("syndic//x", "syndic/syn-1/", "syndic/syn-1"):
+        assert parse(wire.body(bad, s)) == ("syndic", None, "bad_tag"), bad
+    assert parse(b"syndic/syn-1/" + jid.encode() + b"\n\n\xc1") == ("syndic", None, "bad_data")
+    assert parse(wire.body(f"syndic/syn-1/salt/job/{jid}/x/new", s))[2] == "bad_fields"
 
 
 def test_return_fields_of_the_wrong_type_fall_back() -> None:
