@@ -91,6 +91,7 @@ def build_core(
         TrackerConfig(
             timeout=settings["timeout"],
             gather_job_timeout=settings["gather-job-timeout"],
+            syndic_wait=settings["syndic-wait"],
             job_deadline=settings["job-deadline"],
             max_jobs=settings["max-jobs"],
             max_closed_jobs=settings["max-closed-jobs"],
@@ -218,8 +219,9 @@ def replay(settings: dict[str, Any], path: str, out: Any = None, trace_exporter:
     stop = threading.Event()
     pipeline = core.pipeline
     FileSource(path, core.health).run(lambda gen, data: pipeline.chunk(gen, False, data), stop)
-    # The CLI decides within timeout + gather_job_timeout of its last probe; give the capture that long.
-    pipeline.finish(settings["timeout"] + settings["gather-job-timeout"] + 1.0)
+    # The CLI decides within timeout + gather_job_timeout (+ syndic_wait on a master of masters) of its last
+    # probe; give the capture that long.
+    pipeline.finish(settings["timeout"] + settings["gather-job-timeout"] + settings["syndic-wait"] + 1.0)
     if core.traces is not None:
         with core.sink.lock:
             core.tracker.close_all()

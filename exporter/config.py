@@ -32,6 +32,13 @@ def _positive_float(value: Any) -> float:
     return number
 
 
+def _non_negative_float(value: Any) -> float:
+    number = float(value)
+    if not number >= 0:
+        raise ValueError("must be a number of 0 or more")
+    return number
+
+
 def _positive_int(value: Any) -> int:
     if isinstance(value, bool):
         raise ValueError("must be a whole number greater than 0")
@@ -145,6 +152,12 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting("timeout", _positive_float, 5.0, "The master's/CLI's `timeout` in seconds."),
     Setting("gather-job-timeout", _positive_float, 10.0, "The master's `gather_job_timeout` in seconds."),
+    Setting(
+        "syndic-wait",
+        _non_negative_float,
+        5.0,
+        "A master of masters' `syndic_wait` in seconds: its CLI waits this much longer per find_job round.",
+    ),
     Setting(
         "job-deadline",
         _positive_float,

@@ -85,6 +85,7 @@ class Observer(Protocol):
 class TrackerConfig:
     timeout: float = 5.0
     gather_job_timeout: float = 10.0
+    syndic_wait: float = 5.0  # a master of masters' CLI waits this much longer per find_job round
     job_deadline: float = 600.0  # jobs nobody probes
     max_jobs: int = 10_000  # open jobs
     max_closed_jobs: int = 10_000  # kept for late and duplicate returns
@@ -382,7 +383,12 @@ class Tracker:
         job.round_running = False
         if self.cfg.detail:
             job.events.append((ev.stamp, "find_job", "", ",".join(ev.minions)))
-        self._schedule(job, ev.stamp + self.cfg.gather_job_timeout + self.cfg.grace)
+        self._schedule(job, ev.stamp + self._round() + self.cfg.grace)
+
+    def _round(self) -> float:
+        """Length of one find_job round: a master of masters' CLI (order_masters) adds `syndic_wait`."""
+        cfg = self.cfg
+        return cfg.gather_job_timeout + cfg.syndic_wait if self.syndics else cfg.gather_job_timeout
 
     def _on_return(self, ev: JobReturn) -> None:
         if ev.fun == FIND_JOB:
@@ -512,16 +518,17 @@ class Tracker:
             else:
                 self._schedule(job, deadline)
             return
-        round_end = job.last_probe + cfg.gather_job_timeout
+        round_length = self._round()
+        round_end = job.last_probe + round_length
         if job.round_running:
             # The CLI probes again right after round_end; if it never does, it went away.
-            if now >= round_end + cfg.gather_job_timeout:
+            if now >= round_end + round_length:
                 if now >= deadline:
                     self._give_up(job, deadline, DEADLINE)
                 else:
                     self._schedule(job, deadline)
             else:
-                self._schedule(job, round_end + cfg.gather_job_timeout)
+                self._schedule(job, round_end + round_length)
             return
         verdict_at = round_end
         for minion in job.pending:

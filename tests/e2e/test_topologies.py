@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -44,3 +47,77 @@ def test_tcp_ipc_mode_master(tcp_lab: SaltLab) -> None:
     finally:
         code, err = daemon.stop()
     assert code == 0, err
+
+
+SYNDIC_VERSIONS = [
+    v.strip() for v in os.environ.get("SALT_SYNDIC_E2E_VERSIONS", "3006.29,3007.16").split(",") if v.strip()
+]
+
+
+@pytest.fixture(scope="module", params=SYNDIC_VERSIONS, ids=lambda v: f"salt-{v}")
+def syndic_labs(request: pytest.FixtureRequest) -> Iterator[tuple[SaltLab, SaltLab]]:
+    """A master of masters (top-master, one direct minion) and a syndic master (syndic-1 running salt-syndic,
+    two minions): real daemons, one job from the top reaches all three minions."""
+    try:
+        venv = ensure_salt(request.param)
+    except SaltUnavailable as exc:
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"Salt {request.param} cannot be installed: {exc}")
+        pytest.skip(str(exc))
+    top = started_lab(
+        request.param, venv, minions=1, minion_prefix="top-minion",
+        master_opts={"order_masters": True, "id": "top-master"},
+    )  # fmt: skip
+    try:
+        lower = started_lab(
+            request.param, venv, minions=2, minion_prefix="syn-minion", address_base=30,
+            syndic_of=top, syndic_id="syndic-1",
+        )  # fmt: skip
+        try:
+            yield top, lower
+        finally:
+            lower.close()
+    finally:
+        top.close()
+
+
+def test_syndic_topology(syndic_labs: tuple[SaltLab, SaltLab]) -> None:
+    top, lower = syndic_labs
+    on_top = RunningDaemon("--bus", top.bus_path, "--master-id", "top-master")
+    on_lower = RunningDaemon("--bus", lower.bus_path, "--master-id", "syndic-1")
+    try:
+        on_top.wait_for("salt_exporter_bus_connected", 1)
+        on_lower.wait_for("salt_exporter_bus_connected", 1)
+        out = top.salt("*", "test.ping", "--out=json", "--static", timeout=120)
+        assert set(json.loads(out.stdout)) == {"top-minion-01", "syn-minion-01", "syn-minion-02"}, out
+        m = on_top.wait_for('salt_job_returns_total{function="test.ping",outcome="success"}', 3)
+        assert m['salt_job_minions_targeted_total{function="test.ping"}'] == 3  # syndic-1 is not a minion
+        assert m['salt_syndic_minions_targeted_total{syndic="syndic-1"}'] == 2
+        assert m["salt_jobs_in_flight"] == 0
+        low = on_lower.wait_for('salt_job_returns_total{function="test.ping",outcome="success"}', 2)
+        assert low['salt_job_minions_targeted_total{function="test.ping"}'] == 2
+
+        # A syndic minion dies mid-job: the top CLI says [No response], and so does the top's exporter.
+        proc = top.popen("salt", "*", "cmd.run", "sleep 10; echo done", "-t", "5", stdout=subprocess.PIPE)
+        time.sleep(2.0)
+        lower.stop_minion("syn-minion-02", kill=True)
+        stdout, _ = proc.communicate(timeout=180)
+        assert "Minion did not return. [No response]" in stdout and stdout.count("done") == 2, stdout
+        m = on_top.wait_for(
+            'salt_job_minions_no_return_total{function="cmd.run",reason="no_response"}', 1, 30
+        )
+        assert m['salt_job_returns_total{function="cmd.run",outcome="success"}'] == 2
+        assert not any(k.startswith("salt_job_minions_no_return_total{") and "not_connected" in k for k in m)
+        assert m["salt_jobs_in_flight"] == 0
+
+        # A job of the syndic master itself reaches the top master as returns without a publish.
+        lower.start_minion("syn-minion-02")
+        lower.salt("*", "test.ping", timeout=60)
+        m = on_top.wait_for('salt_job_returns_unpublished_total{function="test.ping",kind="syndic"}', 2)
+        assert m['salt_jobs_published_total{function="test.ping",tgt_type="glob"}'] == 1
+        assert m['salt_syndic_events_total{syndic="syndic-1"}'] > 0
+        assert sum(v for k, v in m.items() if k.startswith("salt_exporter_decode_errors_total")) == 0
+    finally:
+        for daemon in (on_top, on_lower):
+            code, err = daemon.stop()
+            assert code == 0, err

@@ -343,3 +343,40 @@ def test_master_stats_summed_over_workers() -> None:
         )
     assert value(core, 'salt_master_command_runs{command="_return"}') == 15
     assert value(core, 'salt_master_command_mean_seconds{command="_return"}') == 0.01
+
+
+def test_a_known_syndic_is_a_relay_not_a_minion() -> None:
+    """Once `syn1` is known (any syndic/syn1/ event), a publish listing it waits for its announcement; a
+    syndic that never announces (down) gets no verdict, as the CLI skips syndics too."""
+    core = make_core(timeout=5.0, gather_job_timeout=10.0, syndic_wait=5.0)
+    jid2 = "20270115080100000001"
+    feed(
+        core,
+        wire.body("syndic/syn1/start", {"_stamp": wire.stamp(T0 - 60)}),
+        wire.new(JID, "test.ping", ["m1", "syn1"], T0),
+        wire.ret(JID, "m1", "test.ping", T0 + 0.1),
+    )
+    assert value(core, "salt_jobs_in_flight") == 1  # still waiting for syn1's minions
+    feed(
+        core,
+        wire.body(f"syndic/syn1/{JID}", {"minions": ["s1", "s2"], "_stamp": wire.stamp(T0 + 0.3)}),
+        wire.ret(JID, "s1", "test.ping", T0 + 0.4),
+        wire.ret(JID, "s2", "test.ping", T0 + 0.5),
+    )
+    assert value(core, "salt_jobs_in_flight") == 0
+    assert value(core, 'salt_job_minions_targeted_total{function="test.ping"}') == 3
+    assert abs(value(core, 'salt_job_duration_seconds_sum{function="test.ping"}') - 0.5) < 1e-3
+    # syn1 is down: nothing announced, the CLI probes and gives up after timeout + 2 rounds of 15 s
+    feed(
+        core,
+        wire.new(jid2, "cmd.run", ["m1", "syn1"], T0 + 100),
+        wire.ret(jid2, "m1", "cmd.run", T0 + 100.2),
+        wire.probe(PROBE, jid2, ["syn1"], T0 + 105),
+    )
+    core.pipeline.finish(60)
+    assert value(core, "salt_jobs_in_flight") == 0
+    assert value(core, 'salt_job_minions_no_return_total{function="cmd.run",reason="no_response"}') == 0
+    assert value(core, 'salt_job_minions_no_return_total{function="cmd.run",reason="not_connected"}') == 0
+    assert value(core, 'salt_job_minions_targeted_total{function="cmd.run"}') == 1
+    assert abs(value(core, 'salt_job_duration_seconds_sum{function="cmd.run"}') - 20.0) < 1.5
+    assert value(core, 'salt_syndic_events_total{syndic="syn1"}') == 2
