@@ -92,6 +92,7 @@ def build_core(
             timeout=settings["timeout"],
             gather_job_timeout=settings["gather-job-timeout"],
             syndic_wait=settings["syndic-wait"],
+            syndic_master=settings["syndic-master"],
             job_deadline=settings["job-deadline"],
             max_jobs=settings["max-jobs"],
             max_closed_jobs=settings["max-closed-jobs"],

@@ -91,7 +91,8 @@ METRICS: tuple[MetricSpec, ...] = (
     _c(
         "salt_job_returns_unpublished_total",
         ("function", "kind"),
-        "Returns without a publish event: scheduled, salt_call (jid req) or unknown_jid.",
+        "Returns without a publish event: scheduled, salt_call (jid req), syndic (a job of a lower master, "
+        "relayed by its syndic) or unknown_jid.",
     ),
     _h(
         "salt_job_return_latency_seconds",

@@ -159,6 +159,13 @@ SETTINGS: tuple[Setting, ...] = (
         "A master of masters' `syndic_wait` in seconds: its CLI waits this much longer per find_job round.",
     ),
     Setting(
+        "syndic-master",
+        _bool,
+        False,
+        "This master runs salt-syndic for a master of masters (its config has `syndic_master`): ids in a "
+        "relayed publish's `missing` list are other masters' minions, not no_key.",
+    ),
+    Setting(
         "job-deadline",
         _positive_float,
         600.0,

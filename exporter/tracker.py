@@ -86,6 +86,7 @@ class TrackerConfig:
     timeout: float = 5.0
     gather_job_timeout: float = 10.0
     syndic_wait: float = 5.0  # a master of masters' CLI waits this much longer per find_job round
+    syndic_master: bool = False  # this master's salt-syndic relays jobs naming other masters' minions
     job_deadline: float = 600.0  # jobs nobody probes
     max_jobs: int = 10_000  # open jobs
     max_closed_jobs: int = 10_000  # kept for late and duplicate returns
@@ -143,6 +144,7 @@ class Job:
     events: list[tuple[float, str, str, str]] = field(default_factory=list)
     via: dict[str, str] = field(default_factory=dict)  # minion -> the syndic that announced it
     relays: tuple[str, ...] = ()  # known syndics in the publish: pending until they announce, not targeted
+    unkeyed: tuple[str, ...] = ()  # `missing` on a master of masters: no_key unless a syndic announces them
     states: list[tuple[str, str, str, float, bool | None]] = field(default_factory=list)
     states_dropped: int = 0
 
@@ -344,8 +346,17 @@ class Tracker:
                 else:
                     added += 1
         self.pending_total += added
-        for minion in ev.missing:
+        for minion in ev.missing if not self.cfg.syndic_master else ():
             if minion in job.returned or minion in job.no_return:
+                continue
+            if syndics:
+                # A master of masters has no keys for its syndics' minions (a list target names them as
+                # missing), yet a syndic may announce and run them: no_key only if nobody does.
+                if minion not in job.pending:
+                    job.pending.add(minion)
+                    self.pending_total += 1
+                    added += 1
+                job.unkeyed += (minion,)
                 continue
             if minion in job.pending:
                 job.pending.discard(minion)
@@ -551,6 +562,8 @@ class Tracker:
                     # This master has no connection or minion data of its own for a syndic's minion: the
                     # CLI says [No response] for it (seen on a real 3006.29 master of masters).
                     why = NO_RESPONSE
+                elif minion in job.unkeyed:
+                    why = NO_KEY
                 elif present is not None:
                     why = NO_RESPONSE if minion in present else NOT_CONNECTED
                 else:
@@ -694,16 +707,21 @@ class Tracker:
             self.pending_total -= 1
             if syndic not in job.relays:
                 job.targeted -= 1  # counted as a minion before this syndic was known
-        added = 0
+        added = announced = 0
+        via = job.via
         for minion in ev.minions:
-            if minion not in job.pending and minion not in job.returned and minion not in job.no_return:
+            if minion in via or minion in job.returned or minion in job.no_return:
+                continue
+            if minion not in job.pending:
                 job.pending.add(minion)
-                job.via[minion] = syndic
                 added += 1
+            via[minion] = syndic
+            announced += 1
         if added:
             self.pending_total += added
             job.targeted += added
             self.obs.minions_targeted(job.fun, added)
-            self.obs.syndic_minions(syndic, added)
+        if announced:
+            self.obs.syndic_minions(syndic, announced)
         if self._finished(job):
             self._close(job, job.last, CLOSED)

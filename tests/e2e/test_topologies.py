@@ -84,18 +84,28 @@ def syndic_labs(request: pytest.FixtureRequest) -> Iterator[tuple[SaltLab, SaltL
 def test_syndic_topology(syndic_labs: tuple[SaltLab, SaltLab]) -> None:
     top, lower = syndic_labs
     on_top = RunningDaemon("--bus", top.bus_path, "--master-id", "top-master")
-    on_lower = RunningDaemon("--bus", lower.bus_path, "--master-id", "syndic-1")
+    on_lower = RunningDaemon("--bus", lower.bus_path, "--master-id", "syndic-1", "--syndic-master")
     try:
         on_top.wait_for("salt_exporter_bus_connected", 1)
         on_lower.wait_for("salt_exporter_bus_connected", 1)
-        out = top.salt("*", "test.ping", "--out=json", "--static", timeout=120)
+        # The syndic forwards its master's presence events every loop_interval: from then on syndic-1 is
+        # known as a relay when a publish lists it.
+        on_top.wait_for('salt_syndic_events_total{syndic="syndic-1"}', 1, timeout=30)
+        # --static runs as a batch: a discovery ping, then the job on a list that names the syndic's minions,
+        # which the top master has no keys for (`missing`). They are not no_key: the syndic runs them.
+        out = top.salt("--static", "*", "test.ping", "--out=json", timeout=120)
         assert set(json.loads(out.stdout)) == {"top-minion-01", "syn-minion-01", "syn-minion-02"}, out
-        m = on_top.wait_for('salt_job_returns_total{function="test.ping",outcome="success"}', 3)
-        assert m['salt_job_minions_targeted_total{function="test.ping"}'] == 3  # syndic-1 is not a minion
-        assert m['salt_syndic_minions_targeted_total{syndic="syndic-1"}'] == 2
+        m = on_top.wait_for('salt_job_returns_total{function="test.ping",outcome="success"}', 6)
+        assert m['salt_jobs_published_total{function="test.ping",tgt_type="glob"}'] == 1
+        assert m['salt_jobs_published_total{function="test.ping",tgt_type="list"}'] == 1
+        assert m['salt_job_minions_targeted_total{function="test.ping"}'] == 6  # syndic-1 is not a minion
+        assert m['salt_syndic_minions_targeted_total{syndic="syndic-1"}'] == 4
+        assert not any(
+            k.startswith(("salt_job_minions_no_return_total{", "salt_job_late_returns")) for k in m
+        )
         assert m["salt_jobs_in_flight"] == 0
-        low = on_lower.wait_for('salt_job_returns_total{function="test.ping",outcome="success"}', 2)
-        assert low['salt_job_minions_targeted_total{function="test.ping"}'] == 2
+        low = on_lower.wait_for('salt_job_returns_total{function="test.ping",outcome="success"}', 4)
+        assert low['salt_job_minions_targeted_total{function="test.ping"}'] == 4
 
         # A syndic minion dies mid-job: the top CLI says [No response], and so does the top's exporter.
         proc = top.popen("salt", "*", "cmd.run", "sleep 10; echo done", "-t", "5", stdout=subprocess.PIPE)
@@ -114,7 +124,7 @@ def test_syndic_topology(syndic_labs: tuple[SaltLab, SaltLab]) -> None:
         lower.start_minion("syn-minion-02")
         lower.salt("*", "test.ping", timeout=60)
         m = on_top.wait_for('salt_job_returns_unpublished_total{function="test.ping",kind="syndic"}', 2)
-        assert m['salt_jobs_published_total{function="test.ping",tgt_type="glob"}'] == 1
+        assert m['salt_jobs_published_total{function="test.ping",tgt_type="glob"}'] == 1  # still only ours
         assert m['salt_syndic_events_total{syndic="syndic-1"}'] > 0
         assert sum(v for k, v in m.items() if k.startswith("salt_exporter_decode_errors_total")) == 0
     finally:

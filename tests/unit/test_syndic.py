@@ -166,6 +166,33 @@ def test_the_syndic_master_s_exporter_sees_its_own_minions(version: str) -> None
     assert total(m, "salt_syndic_events_total{") == 0
 
 
+@pytest.mark.parametrize("version", VERSIONS)
+def test_list_target_names_the_syndics_minions_as_missing(version: str) -> None:
+    """`salt --static` runs as a batch: a discovery ping, then the job on a list of the minions that
+    answered. The top master has no keys for the syndic's minions and lists them as `missing`; they are
+    not no_key, the syndic runs them. On the syndic master the relayed list names top-minion-01 as missing:
+    no_key there unless --syndic-master says that this master relays jobs."""
+    recorded = events(capture(version, "mom_static"))
+    listed = [
+        d for t, d in recorded if t.endswith("/new") and d["tgt_type"] == "list" and d["fun"] == "test.ping"
+    ]
+    assert listed and set(listed[0]["missing"]) == {"syn-minion-01", "syn-minion-02"}  # the recorded fact
+    first_new = next(i for i, (t, _) in enumerate(recorded) if t.endswith("/new"))
+    known_early = any(t.startswith("syndic/syndic-1/") for t, _ in recorded[:first_new])
+    m = metrics(capture(version, "mom_static"))
+    assert total(m, "salt_job_returns_total{") == 6
+    assert total(m, "salt_job_minions_no_return_total{") == 0
+    assert total(m, "salt_job_late_returns_total{") == 0
+    assert m['salt_job_minions_targeted_total{function="test.ping"}'] == 6 + (0 if known_early else 1)
+    assert m['salt_syndic_minions_targeted_total{syndic="syndic-1"}'] == 4
+    lower = capture(version, "mom_static", lower=True)
+    assert metrics(lower)['salt_job_minions_no_return_total{function="test.ping",reason="no_key"}'] == 1
+    relaying = metrics(lower, syndic_master=True)
+    assert total(relaying, "salt_job_minions_no_return_total{") == 0
+    assert relaying['salt_job_minions_targeted_total{function="test.ping"}'] == 4
+    assert relaying['salt_job_returns_total{function="test.ping",outcome="success"}'] == 4
+
+
 @pytest.mark.parametrize("path", sorted(ROOT.glob("*/*.bin")), ids=lambda p: f"{p.parent.name}-{p.stem}")
 def test_golden_exposition(path: Path) -> None:
     out = io.StringIO()
