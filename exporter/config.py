@@ -164,6 +164,7 @@ SETTINGS: tuple[Setting, ...] = (
         False,
         "This master runs salt-syndic for a master of masters (its config has `syndic_master`): ids in a "
         "relayed publish's `missing` list are other masters' minions, not no_key.",
+        True,
     ),
     Setting(
         "job-deadline",
