@@ -49,6 +49,8 @@ EVICTED = "evicted"
 SHUTDOWN = "exporter shutdown"
 
 STATE_PREFIX = "state."
+# How long a presence event waits for its `syndic/<id>/` copy (the master fires both back to back).
+PRESENCE_HOLD = 1.0
 
 
 class Observer(Protocol):
@@ -282,9 +284,10 @@ class Tracker:
 
     def advance(self, now: float) -> None:
         """Move time forward and fire every check that is due."""
-        if self._held is not None:
-            self._apply_presence()
         self.now = max(self.now, now)
+        held = self._held
+        if held is not None and self.now >= held.stamp + PRESENCE_HOLD:
+            self._apply_presence()
         heap = self._heap
         while heap and heap[0][0] <= self.now:
             at, _, jid = heapq.heappop(heap)
@@ -649,9 +652,7 @@ class Tracker:
             self.present.add(ev.minion)
 
     def _on_presence(self, ev: Presence) -> None:
-        if self._held is not None:
-            self._apply_presence()
-        self._held = ev
+        self._held = ev  # handle() applied any earlier one
 
     def _is_copy(self, event: Event) -> bool:
         """Whether ``event`` is the `syndic/<id>/` copy of the held presence event."""
@@ -696,8 +697,7 @@ class Tracker:
                 self.obs.evicted("syndic")
         self.obs.syndic_event(syndic)
         if ev.presence is not None:
-            if self._held is not None and self._is_copy(ev):
-                self._held = None  # the syndic master's presence, not this master's
+            self._held = None  # handle() kept it only if this is its copy: the syndic master's presence
             return
         job = self.open.get(ev.jid) if ev.jid is not None else None
         if job is None:

@@ -380,3 +380,28 @@ def test_a_known_syndic_is_a_relay_not_a_minion() -> None:
     assert value(core, 'salt_job_minions_targeted_total{function="cmd.run"}') == 1
     assert abs(value(core, 'salt_job_duration_seconds_sum{function="cmd.run"}') - 20.0) < 1.5
     assert value(core, 'salt_syndic_events_total{syndic="syn1"}') == 2
+
+
+def test_syndic_presence_copy_split_across_reads_in_live_mode() -> None:
+    """A master of masters fires the syndic master's presence under the plain tag, then its syndic/<id>/ copy
+    (tests/fixtures/syndic). Live, the pair can straddle two reads with a clock tick between them: this
+    master's presence view must still be its own; a lone presence event takes effect within a second."""
+    now = [T0]
+    core = make_core(clock=lambda: now[0])
+    own = wire.body("salt/presence/present", {"present": ["m1", "syn1"], "_stamp": wire.stamp(T0)})
+    feed(core, own)
+    now[0] = T0 + 1.5
+    core.pipeline.tick()
+    assert value(core, "salt_presence_minions") == 2
+    foreign = {"present": ["s1", "s2", "s3"], "_stamp": wire.stamp(T0 + 2)}
+    feed(core, wire.body("salt/presence/present", foreign))
+    now[0] = T0 + 2.01
+    core.pipeline.tick()
+    feed(core, wire.body("syndic/syn1/salt/presence/present", {**foreign, "_stamp": wire.stamp(T0 + 2.001)}))
+    now[0] = T0 + 5
+    core.pipeline.tick()
+    assert value(core, "salt_presence_minions") == 2
+    changed = {"new": ["s4"], "lost": [], "_stamp": wire.stamp(T0 + 6)}
+    feed(core, wire.body("salt/presence/change", changed))
+    feed(core, wire.body("syndic/syn1/salt/presence/change", changed))
+    assert value(core, 'salt_presence_changes_total{change="new"}') == 0
