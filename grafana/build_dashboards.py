@@ -510,6 +510,30 @@ def jobs() -> dict[str, Any]:
             "ops",
             w=24,
         ),
+        g.row("Syndics"),
+        g.panel(
+            "timeseries",
+            "Events forwarded by syndic",
+            "Events per second each syndic forwarded to this master of masters (syndic/<id>/ tags). A syndic "
+            "whose line drops to zero while jobs still target its minions has stopped forwarding. Empty "
+            "on a master without syndics.",
+            [
+                target(q("sum by (syndic) (rate(salt_syndic_events_total{SEL}[RI]))"), "{{syndic}}"),
+            ],
+            "ops",
+        ),
+        g.panel(
+            "timeseries",
+            "Minions targeted via syndic",
+            "Minions per second each syndic announced it sent this master's jobs to: the fan-out below each "
+            "syndic (also counted in Minions targeted by function).",
+            [
+                target(
+                    q("sum by (syndic) (rate(salt_syndic_minions_targeted_total{SEL}[RI]))"), "{{syndic}}"
+                ),
+            ],
+            "ops",
+        ),
         g.row("States"),
         g.panel(
             "timeseries",
