@@ -82,6 +82,19 @@ class JobReturn:
         return _first_str(self.data.get("fun_args")) if self.fun == FIND_JOB else None
 
 
+class PeerReturn(JobReturn):
+    """A return a 3007+ cluster peer forwarded (`__peer_id`): the minion is connected to that peer, so this
+    is the only copy the publishing master sees. Counted only for jobs published on this master."""
+
+    __slots__ = ()
+
+
+@dataclass(slots=True)
+class PeerJobNew(JobNew):
+    """A publish a 3007+ cluster peer forwarded: that peer's exporter owns the job, so returns reaching this
+    master for it are left to that exporter (which sees them as PeerReturn)."""
+
+
 @dataclass(slots=True)
 class BatchEvent:
     jid: str
@@ -158,6 +171,8 @@ class SyndicEvent:
 Event = (
     JobNew
     | JobReturn
+    | PeerJobNew
+    | PeerReturn
     | BatchEvent
     | RunEvent
     | ActEvent
@@ -308,12 +323,7 @@ def parse(body: bytes) -> Parsed:
                     return ("job_return", None, "bad_data")
             if type(data) is not dict:
                 return ("job_return", None, "not_a_map")
-            if "__peer_id" in data:
-                return (
-                    "cluster_peer",
-                    None,
-                    None,
-                )  # a 3007+ cluster peer's event: its own exporter counts it
+            cls = PeerReturn if "__peer_id" in data else JobReturn  # a 3007+ cluster peer forwarded it
             fun = data.get("fun")
             stamp = parse_stamp(data.get("_stamp"))
             try:
@@ -323,8 +333,8 @@ def parse(body: bytes) -> Parsed:
                 jid = body[9:slash].decode("utf-8", "replace")
                 minion = body[slash + 5 : sep].decode("utf-8", "replace")
             return (
-                "job_return",
-                JobReturn(jid, minion, fun if type(fun) is str else UNKNOWN, stamp or 0.0, data),
+                "job_return" if cls is JobReturn else "cluster_peer",
+                cls(jid, minion, fun if type(fun) is str else UNKNOWN, stamp or 0.0, data),
                 None,
             )
         return _job(body[:sep], body, sep)
@@ -411,6 +421,11 @@ def _with_data(body: bytes, sep: int, category: str, build: Any, extra: bytes) -
     if type(data) is not dict:
         return (category, None, "not_a_map")
     if "__peer_id" in data:
+        # A 3007+ cluster peer's event: its own exporter counts it. Only its publishes matter here, to
+        # tell which jids that exporter owns.
+        if build is _job_new:
+            stamp = parse_stamp(data.get("_stamp"))
+            return ("cluster_peer", _job_new(data, extra, stamp or 0.0, PeerJobNew), None)
         return ("cluster_peer", None, None)
     stamp = parse_stamp(data.get("_stamp"))
     event = build(data, extra, 0.0 if stamp is None else stamp)
@@ -438,7 +453,7 @@ def _job(tag: bytes, body: bytes, sep: int) -> Parsed:
     return ("job_other", None, None)
 
 
-def _job_new(d: dict[str, Any], jid_b: bytes, stamp: float) -> JobNew | None:
+def _job_new(d: dict[str, Any], jid_b: bytes, stamp: float, cls: type[JobNew] = JobNew) -> JobNew:
     jid = jid_b.decode("utf-8", "replace")
     fun = _str(d.get("fun"))
     arg = d.get("arg")
@@ -449,7 +464,7 @@ def _job_new(d: dict[str, Any], jid_b: bytes, stamp: float) -> JobNew | None:
         meta = d.get("metadata")
         if type(meta) is dict:
             tp = meta.get("traceparent")
-    return JobNew(
+    return cls(
         jid,
         fun,
         _tgt(d.get("tgt")),

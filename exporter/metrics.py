@@ -109,7 +109,16 @@ class MetricsSink:
         self._duration = h["salt_job_duration_seconds"]
         self._state_duration = h["salt_state_run_duration_seconds"]
         self._runner_duration = h["salt_runner_duration_seconds"]
-        for kind in ("job", "closed_job", "probe", "run", "syndic", "minion_series", "minion_expired"):
+        for kind in (
+            "job",
+            "closed_job",
+            "probe",
+            "run",
+            "syndic",
+            "peer_job",
+            "minion_series",
+            "minion_expired",
+        ):
             self._evictions[(kind,)] = 0
         for label in ("function", "act", "beacon", "tgt_type", "command", "worker", "syndic"):
             self._overflow[(label,)] = 0

@@ -193,6 +193,7 @@ class SaltLab:
         address_base: int = 10,
         syndic_of: SaltLab | None = None,
         syndic_id: str = "lab-syndic",
+        interface: str = "127.0.0.1",
     ) -> None:
         if not 1 <= minions <= 99:
             raise ValueError("minions must be between 1 and 99")
@@ -200,6 +201,7 @@ class SaltLab:
         # Two labs side by side (a syndic topology) need distinct minion ids and source addresses.
         self.minion_ids = [f"{minion_prefix}-{n:02d}" for n in range(1, minions + 1)]
         self.address_base = address_base
+        self.interface = interface  # the master's address: each master of a cluster has its own
         self.ipc_mode = ipc_mode
         self.start_timeout = start_timeout
         self.keep = keep or os.environ.get("SALTLAB_KEEP") == "1"
@@ -244,7 +246,7 @@ class SaltLab:
             "log_file": str(self.log_dir / "master.log"),
             "key_logfile": str(self.log_dir / "key.log"),
             "log_level_logfile": "info",
-            "interface": "127.0.0.1",
+            "interface": interface,
             "publish_port": self.publish_port,
             "ret_port": self.ret_port,
             "auto_accept": True,
@@ -306,7 +308,7 @@ class SaltLab:
             "id": mid,
             "user": _current_user(),
             "root_dir": str(self.root),
-            "master": "127.0.0.1",
+            "master": self.interface,
             "master_port": self.ret_port,
             "publish_port": self.publish_port,
             "source_address": address,
@@ -379,6 +381,12 @@ class SaltLab:
     @property
     def master_sock_dir(self) -> Path:
         return Path(self.master_opts["sock_dir"])
+
+    @property
+    def accepted_keys_dir(self) -> Path:
+        """Where the master keeps accepted minion keys: a 3007+ cluster keeps them in its shared pki dir."""
+        pki = self.master_opts.get("cluster_pki_dir") if self.master_opts.get("cluster_id") else None
+        return Path(pki or self.master_opts["pki_dir"]) / "minions"
 
     @property
     def bus_path(self) -> str:
@@ -522,7 +530,7 @@ class SaltLab:
         self._spawn("master", "salt-master", self.master_conf_dir)
         deadline = time.monotonic() + (timeout or self.start_timeout)
         self._wait(
-            lambda: _connectable(self._bus_address()) and _connectable(("127.0.0.1", self.ret_port)),
+            lambda: _connectable(self._bus_address()) and _connectable((self.interface, self.ret_port)),
             deadline,
             "master event bus and ret port",
             "master",
@@ -537,7 +545,7 @@ class SaltLab:
             raise SaltLabError("syndic is already running")
         self._spawn("syndic", "salt-syndic", self.master_conf_dir)
         deadline = time.monotonic() + (timeout or self.start_timeout)
-        key = Path(top.master_opts["pki_dir"]) / "minions" / self.syndic_id
+        key = top.accepted_keys_dir / self.syndic_id
         self._wait(
             key.exists, deadline, f"key of {self.syndic_id} accepted by the master of masters", "syndic"
         )
@@ -587,7 +595,7 @@ class SaltLab:
         """Wait until the minions' keys are accepted and each of them answers test.ping."""
         targets = list(minions or self.minion_ids)
         deadline = time.monotonic() + (timeout or self.start_timeout)
-        accepted = Path(self.master_opts["pki_dir"]) / "minions"
+        accepted = self.accepted_keys_dir
         for mid in targets:
             self._wait(lambda m=mid: (accepted / m).exists(), deadline, f"key of {mid} accepted", mid)
         # Cheap hint first: a ping sent before a minion subscribes costs a whole find_job round.

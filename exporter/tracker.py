@@ -28,6 +28,8 @@ from exporter.events import (
     JobReturn,
     MasterStats,
     MinionStart,
+    PeerJobNew,
+    PeerReturn,
     Presence,
     RunEvent,
     SyndicEvent,
@@ -96,6 +98,7 @@ class TrackerConfig:
     max_runs: int = 10_000  # runner/wheel jobs waiting for their ret
     max_unpublished: int = 10_000  # (jid, minion) of returns without publish, for dedupe
     max_syndics: int = 1_000  # syndic ids seen under syndic/<id>/ (they are not minions)
+    max_peer_jobs: int = 10_000  # jids a 3007+ cluster peer published (its exporter owns them)
     grace: float = 1.0  # lag allowed between the CLI's decision and ours
     detail: bool = False  # keep per-minion detail for close listeners (traces)
     keep_payload: bool = False  # also keep fun_args and return per minion (traces.include-args opt-in)
@@ -229,9 +232,11 @@ class Tracker:
         self.unpublished: dict[tuple[str, str], None] = {}
         self.present: set[str] | None = None
         # A master of masters also fires its syndics' presence events under their plain tags, each followed
-        # at once by a `syndic/<id>/` copy: a presence event waits for the next event to tell which it is.
+        # at once by a `syndic/<id>/` copy: a presence event waits for the next event (at most PRESENCE_HOLD)
+        # to tell which it is.
         self._held: Presence | None = None
         self.syndics: dict[str, None] = {}
+        self.peer_jobs: dict[str, None] = {}
         self.pending_total = 0
         self._heap: list[tuple[float, int, str]] = []
         self._seq = 0
@@ -248,6 +253,8 @@ class Tracker:
             Beacon: self._on_beacon,
             MasterStats: self._on_stats,
             SyndicEvent: self._on_syndic,
+            PeerJobNew: self._on_peer_new,
+            PeerReturn: self._on_peer_return,
         }
 
     # -- driving ------------------------------------------------------------------------------------------
@@ -273,6 +280,7 @@ class Tracker:
         self.probes.clear()
         self.runs.clear()
         self.unpublished.clear()
+        self.peer_jobs.clear()
         self.shift = 0.0
         self._epoch_start = True
 
@@ -413,7 +421,8 @@ class Tracker:
         if job is None:
             job = self.closed.get(jid)
             if job is None:
-                self._on_unpublished(ev)
+                if jid not in self.peer_jobs:
+                    self._on_unpublished(ev)
                 return
         fun = job.fun
         if minion in job.returned:
@@ -503,6 +512,8 @@ class Tracker:
             self.obs.state_results(ev.fun, states[0], states[1], states[2], states[3], states[4] / 1000.0)
 
     def _on_answer(self, ev: JobReturn) -> None:
+        if ev.jid in self.peer_jobs:
+            return  # a cluster peer's probe: its exporter counts the answer
         target = self.probes.get(ev.jid) or ev.probed_jid or ""
         job = self.open.get(target)
         running = type(ev.ret) is dict and bool(ev.ret)
@@ -686,6 +697,27 @@ class Tracker:
 
     def _on_stats(self, ev: MasterStats) -> None:
         self.obs.master_stats(ev.worker, ev.stats)
+
+    # -- 3007+ master cluster ------------------------------------------------------------------------------
+    # Every master fires its peers' events too, marked `__peer_id`. A job belongs to the exporter of the
+    # master that published it: that one sees every return (its own minions' directly, the peers' minions'
+    # as forwarded copies), as that master's CLI does. The others skip the job's returns, so a sum() over
+    # the cluster counts each return once.
+
+    def _on_peer_new(self, ev: PeerJobNew) -> None:
+        peer_jobs = self.peer_jobs
+        peer_jobs[ev.jid] = None
+        if len(peer_jobs) > self.cfg.max_peer_jobs:
+            del peer_jobs[next(iter(peer_jobs))]
+            self.obs.evicted("peer_job")
+
+    def _on_peer_return(self, ev: PeerReturn) -> None:
+        jid = ev.jid
+        if ev.fun == FIND_JOB:
+            if jid in self.probes:
+                self._on_answer(ev)
+        elif jid in self.open or jid in self.closed:
+            self._on_return(ev)
 
     def _on_syndic(self, ev: SyndicEvent) -> None:
         syndic = ev.syndic
