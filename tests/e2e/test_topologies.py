@@ -1,4 +1,4 @@
-"""Masters in `ipc_mode: tcp`: the exporter reads the TCP event publisher of a real master."""
+"""Topologies on real masters: `ipc_mode: tcp`, a syndic hierarchy, a 3007+ master cluster."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from exporter.saltlab import SaltLab, SaltUnavailable, ensure_salt
+from exporter.saltlab import SaltLab, SaltUnavailable, _free_ports, ensure_salt
 from tests.daemon import RunningDaemon
 from tests.e2e.conftest import salt_versions, started_lab
 
@@ -129,5 +129,106 @@ def test_syndic_topology(syndic_labs: tuple[SaltLab, SaltLab]) -> None:
         assert sum(v for k, v in m.items() if k.startswith("salt_exporter_decode_errors_total")) == 0
     finally:
         for daemon in (on_top, on_lower):
+            code, err = daemon.stop()
+            assert code == 0, err
+
+
+CLUSTER_VERSIONS = [
+    v.strip() for v in os.environ.get("SALT_CLUSTER_E2E_VERSIONS", "3007.16").split(",") if v.strip()
+]
+
+
+@pytest.fixture(scope="module", params=CLUSTER_VERSIONS, ids=lambda v: f"salt-{v}")
+def cluster_labs(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[SaltLab, SaltLab]]:
+    """A 3007+ master cluster: masters 127.0.0.1 and 127.0.0.2 (their cluster ids are their addresses) on a
+    shared pki, cache and file tree, one minion connected to each. Every event of one master is fired on
+    the other too, with `__peer_id`."""
+    try:
+        venv = ensure_salt(request.param)
+    except SaltUnavailable as exc:
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"Salt {request.param} cannot be installed: {exc}")
+        pytest.skip(str(exc))
+    shared = tmp_path_factory.mktemp("cluster")
+    for sub in ("pki", "cache", "srv/salt", "srv/pillar"):
+        (shared / sub).mkdir(parents=True)
+    pool_port = _free_ports(1)[0]
+
+    def opts(me: str, peer: str) -> dict[str, object]:
+        # root_dir "/": Salt prepends root_dir to cachedir, which would give each master a cache of its own
+        # (and the CLI no minion data to tell [Not connected] from [No response]). Every lab path is absolute.
+        return {
+            "root_dir": "/", "id": me, "cluster_id": "lab_cluster", "cluster_peers": [peer],
+            "cluster_pool_port": pool_port,
+            "cluster_pki_dir": str(shared / "pki"), "cachedir": str(shared / "cache"),
+            "file_roots": {"base": [str(shared / "srv/salt")]},
+            "pillar_roots": {"base": [str(shared / "srv/pillar")]},
+        }  # fmt: skip
+
+    a = started_lab(
+        request.param, venv, minions=1, minion_prefix="clu-a", interface="127.0.0.1",
+        master_opts=opts("127.0.0.1", "127.0.0.2"),
+    )  # fmt: skip
+    try:
+        b = started_lab(
+            request.param, venv, minions=1, minion_prefix="clu-b", interface="127.0.0.2", address_base=20,
+            master_opts=opts("127.0.0.2", "127.0.0.1"),
+        )  # fmt: skip
+        try:
+            yield a, b
+        finally:
+            b.close()
+    finally:
+        a.close()
+
+
+def _returns(m: dict[str, float]) -> float:
+    return sum(v for k, v in m.items() if k.startswith("salt_job_returns_total{"))
+
+
+def test_master_cluster(cluster_labs: tuple[SaltLab, SaltLab]) -> None:
+    """One exporter per cluster master: each job is counted by the exporter of the master that published it
+    (with every minion's return, forwarded or not), never twice across the cluster."""
+    a, b = cluster_labs
+    on_a = RunningDaemon("--bus", a.bus_path, "--master-id", "127.0.0.1")
+    on_b = RunningDaemon("--bus", b.bus_path, "--master-id", "127.0.0.2")
+    try:
+        on_a.wait_for("salt_exporter_bus_connected", 1)
+        on_b.wait_for("salt_exporter_bus_connected", 1)
+        both = {"clu-a-01", "clu-b-01"}
+        for lab in (a, b):
+            out = lab.salt("*", "test.ping", "--out=txt", timeout=120)
+            assert set(out.stdout.split()) == {f"{m}:" for m in both} | {"True"}, out
+        ma = on_a.wait_for('salt_job_returns_total{function="test.ping",outcome="success"}', 2)
+        mb = on_b.wait_for('salt_job_returns_total{function="test.ping",outcome="success"}', 2)
+        for m in (ma, mb):
+            assert m['salt_jobs_published_total{function="test.ping",tgt_type="glob"}'] == 1
+            assert m['salt_job_minions_targeted_total{function="test.ping"}'] == 2
+            assert m["salt_jobs_in_flight"] == 0
+            assert m['salt_events_total{category="cluster_peer"}'] > 0
+            assert not any(
+                k.startswith(("salt_job_returns_unpublished_total{", "salt_job_minions_no_return_total{"))
+                for k in m
+            ), m
+            assert sum(v for k, v in m.items() if k.startswith("salt_exporter_decode_errors_total")) == 0
+        assert _returns(ma) + _returns(mb) == 4  # two jobs, two minions each: once across the cluster
+
+        # A minion of master B dies; a job from master A waits for it: A's CLI and A's exporter agree.
+        b.stop_minion("clu-b-01", kill=True)
+        out = a.salt("*", "test.ping", timeout=180)
+        reason = "not_connected" if "[Not connected]" in out.stdout else "no_response"
+        assert "Minion did not return" in out.stdout, out.stdout
+        ma = on_a.wait_for(
+            f'salt_job_minions_no_return_total{{function="test.ping",reason="{reason}"}}', 1, 60
+        )
+        assert ma['salt_job_returns_total{function="test.ping",outcome="success"}'] == 3
+        assert ma["salt_jobs_in_flight"] == 0
+        mb = on_b.metrics()
+        assert _returns(mb) == 2 and not any(k.startswith("salt_job_minions_no_return_total{") for k in mb)
+        print(f"salt {a.version} cluster: CLI of master A says {reason} for a dead minion of master B")
+    finally:
+        for daemon in (on_a, on_b):
             code, err = daemon.stop()
             assert code == 0, err
