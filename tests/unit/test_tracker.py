@@ -326,6 +326,47 @@ def test_cluster_peer_events_are_left_to_the_peer_s_exporter() -> None:
     assert value(core, 'salt_jobs_published_total{function="test.ping",tgt_type="glob"}') == 0
 
 
+def test_cluster_jobs_belong_to_the_publishing_master_s_exporter() -> None:
+    """Shaped like a real 3007.16 cluster recording (tests/e2e/test_topologies.py): master A publishes to its
+    minion a1 and to b1, a minion of peer B; b1's return reaches A only as B's forwarded copy. A job B
+    published shows up here with `__peer_id`: a1's return to it is left to B's exporter, which sees it
+    forwarded, and so is a1's answer to B's find_job probe."""
+    core = make_core()
+    mine, theirs, probe = JID, "20270115080000000002", "20270115080000000003"
+    feed(
+        core,
+        wire.new(mine, "test.ping", ["a1", "b1"], T0),
+        wire.ret(mine, "a1", "test.ping", T0 + 0.1),
+        wire.ret(mine, "b1", "test.ping", T0 + 0.2, __peer_id="B"),
+        wire.new(theirs, "cmd.run", ["a1", "b1"], T0 + 1, __peer_id="B"),
+        wire.ret(theirs, "b1", "cmd.run", T0 + 1.1, __peer_id="B"),
+        wire.new(probe, "saltutil.find_job", ["a1"], T0 + 6, __peer_id="B", arg=[theirs]),
+        wire.ret(probe, "a1", "saltutil.find_job", T0 + 6.1, **{"return": {"jid": theirs}}),
+        wire.ret(theirs, "a1", "cmd.run", T0 + 7),
+        wire.ret(mine, "b1", "test.ping", T0 + 8, __peer_id="B"),  # a duplicate is still a duplicate
+    )
+    assert value(core, 'salt_job_returns_total{function="test.ping",outcome="success"}') == 2
+    assert value(core, 'salt_job_duplicate_returns_total{function="test.ping"}') == 1
+    assert value(core, 'salt_job_returns_total{function="cmd.run",outcome="success"}') == 0
+    assert value(core, 'salt_find_job_answers_total{answer="running",function="unknown"}') == 0
+    assert value(core, 'salt_jobs_published_total{function="cmd.run",tgt_type="glob"}') == 0
+    assert value(core, "salt_jobs_in_flight") == 0
+    assert "salt_job_returns_unpublished_total{" not in core.exposition().decode()
+    # Returns of jobs nobody here saw published stay unpublished ones, whoever forwarded them.
+    feed(core, wire.ret("req", "a1", "test.ping", T0 + 9))
+    assert value(core, 'salt_job_returns_unpublished_total{function="test.ping",kind="salt_call"}') == 1
+
+
+def test_cluster_peer_jobs_are_bounded() -> None:
+    core = make_core()
+    core.tracker.cfg.max_peer_jobs = 2
+    feed(
+        core, *(wire.new(f"2027011508000000001{i}", "test.ping", ["b1"], T0, __peer_id="B") for i in range(3))
+    )
+    assert value(core, 'salt_exporter_evictions_total{kind="peer_job"}') == 1
+    assert len(core.tracker.peer_jobs) == 2
+
+
 def test_master_stats_summed_over_workers() -> None:
     core = make_core()
     for worker, runs in (("MWorker-1", 10), ("MWorker-2", 5)):
