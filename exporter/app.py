@@ -95,6 +95,7 @@ def build_core(
             syndic_master=settings["syndic-master"],
             job_deadline=settings["job-deadline"],
             max_jobs=settings["max-jobs"],
+            max_peer_jobs=settings["max-jobs"],
             max_closed_jobs=settings["max-closed-jobs"],
             detail=traces is not None,
             keep_payload=traces is not None and settings["traces.include-args"],

@@ -341,7 +341,7 @@ def test_cluster_jobs_belong_to_the_publishing_master_s_exporter() -> None:
         wire.new(theirs, "cmd.run", ["a1", "b1"], T0 + 1, __peer_id="B"),
         wire.ret(theirs, "b1", "cmd.run", T0 + 1.1, __peer_id="B"),
         wire.new(probe, "saltutil.find_job", ["a1"], T0 + 6, __peer_id="B", arg=[theirs]),
-        wire.ret(probe, "a1", "saltutil.find_job", T0 + 6.1, **{"return": {"jid": theirs}}),
+        wire.ret(probe, "a1", "saltutil.find_job", T0 + 6.1, ret_value={"jid": theirs}),
         wire.ret(theirs, "a1", "cmd.run", T0 + 7),
         wire.ret(mine, "b1", "test.ping", T0 + 8, __peer_id="B"),  # a duplicate is still a duplicate
     )
