@@ -497,8 +497,12 @@ class SaltLab:
     ) -> None:
         self.close()
 
-    def start(self) -> None:
-        """Write configs, start the master and all minions, and wait until every minion answers test.ping."""
+    def start(self, minions: bool = True) -> None:
+        """Write configs, start the master and all minions, and wait until every minion answers test.ping.
+
+        ``minions=False`` stops after the master (and syndic): a 3008 cluster serves its minions only once
+        every peer master is up, so a cluster starts all masters first, then ``start_minions()`` on each.
+        """
         try:
             _ = self.venv
             self._write_configs()
@@ -509,14 +513,19 @@ class SaltLab:
                 started = time.monotonic()
                 self.start_syndic()
                 self.timings["syndic"] = time.monotonic() - started
-            started = time.monotonic()
-            for mid in self.minion_ids:
-                self.start_minion(mid, wait=False)
-            self.wait_ready()
-            self.timings["minions"] = time.monotonic() - started
+            if minions:
+                self.start_minions()
         except BaseException:
             self.close()
             raise
+
+    def start_minions(self) -> None:
+        """Start every minion and wait until each answers test.ping."""
+        started = time.monotonic()
+        for mid in self.minion_ids:
+            self.start_minion(mid, wait=False)
+        self.wait_ready()
+        self.timings["minions"] = time.monotonic() - started
 
     def start_master(self, timeout: float | None = None) -> None:
         """Start salt-master and wait until its event bus and request port accept connections."""

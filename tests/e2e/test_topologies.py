@@ -129,7 +129,7 @@ def test_syndic_topology(syndic_labs: tuple[SaltLab, SaltLab]) -> None:
 
 
 CLUSTER_VERSIONS = [
-    v.strip() for v in os.environ.get("SALT_CLUSTER_E2E_VERSIONS", "3007.16").split(",") if v.strip()
+    v.strip() for v in os.environ.get("SALT_CLUSTER_E2E_VERSIONS", "3007.16,3008.4").split(",") if v.strip()
 ]
 
 
@@ -157,17 +157,21 @@ def cluster_labs(
             "pillar_roots": {"base": [str(shared / "srv/pillar")]},
         }  # fmt: skip
 
-    a = started_lab(
-        request.param, venv, minions=1, minion_prefix="clu-a", interface="127.0.0.1",
+    a = SaltLab(
+        request.param, venv=venv, minions=1, minion_prefix="clu-a", interface="127.0.0.1",
         master_opts=opts("127.0.0.1", "127.0.0.2"),
     )  # fmt: skip
-    with contextlib.closing(a):
-        b = started_lab(
-            request.param, venv, minions=1, minion_prefix="clu-b", interface="127.0.0.2", address_base=20,
-            master_opts=opts("127.0.0.2", "127.0.0.1"),
-        )  # fmt: skip
-        with contextlib.closing(b):
-            yield a, b
+    b = SaltLab(
+        request.param, venv=venv, minions=1, minion_prefix="clu-b", interface="127.0.0.2", address_base=20,
+        master_opts=opts("127.0.0.2", "127.0.0.1"),
+    )  # fmt: skip
+    with contextlib.closing(a), contextlib.closing(b):
+        # Both masters first: a 3008 cluster master serves no minion while its peer is missing.
+        a.start(minions=False)
+        b.start(minions=False)
+        a.start_minions()
+        b.start_minions()
+        yield a, b
 
 
 def _returns(m: dict[str, float]) -> float:
