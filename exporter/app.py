@@ -18,18 +18,18 @@ from typing import Any, Protocol
 import structlog
 from prometheus_client import CollectorRegistry, generate_latest
 
+from exporter.bus.source import ByteBuffer, Source, open_source
 from exporter.health import Health
-from exporter.metrics import MetricsConfig, MetricsSink, SaltCollector
+from exporter.jobs.tracker import Job, RunRecord, Tracker, TrackerConfig
 from exporter.pipeline import Pipeline
-from exporter.source import ByteBuffer, Source, open_source
-from exporter.tracker import Job, RunRecord, Tracker, TrackerConfig
-from exporter.web import WebServer
+from exporter.serving.web import WebServer
+from exporter.sinks.metrics import MetricsConfig, MetricsSink, SaltCollector
 
 log = structlog.get_logger("exporter.app")
 
 
 class TraceSink(Protocol):
-    """What the trace side offers the app (exporter.traces builds it; nothing here imports OpenTelemetry)."""
+    """What the trace side offers the app (built by exporter.sinks.traces; no OpenTelemetry import here)."""
 
     def on_close(self, job: Job, status: str) -> None: ...
     def run_closed(self, run: RunRecord) -> None: ...
@@ -84,7 +84,7 @@ def build_core(
     )
     traces: TraceSink | None = None
     if trace_exporter is not None or tracing_enabled(settings, env):
-        from exporter.traces import build_trace_sink  # OpenTelemetry only when tracing
+        from exporter.sinks.traces import build_trace_sink  # OpenTelemetry only when tracing
 
         traces = build_trace_sink(settings, health, env, exporter=trace_exporter)
     tracker = Tracker(
@@ -215,7 +215,7 @@ class Daemon:
 
 def replay(settings: dict[str, Any], path: str, out: Any = None, trace_exporter: Any = None) -> Core:
     """Run a capture through the pipeline on event time; the CLI prints the final exposition."""
-    from exporter.source import FileSource
+    from exporter.bus.source import FileSource
 
     core = build_core(settings, None, trace_exporter=trace_exporter)
     stop = threading.Event()

@@ -1,4 +1,4 @@
-"""`salt-event-exporter [run|record|replay|demo]`: parse, configure logging, hand over to app."""
+"""`salt-event-exporter [run|record|replay]`: parse, configure logging, hand over to app."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import structlog
 
 from exporter import __version__, config
 
-COMMANDS = ("run", "record", "replay", "demo")
+COMMANDS = ("run", "record", "replay")
 TRACKER_SETTINGS = (
     "timeout",
     "gather-job-timeout",
@@ -80,11 +80,6 @@ def parser() -> argparse.ArgumentParser:
     config.add_arguments(rep, TRACKER_SETTINGS)
     rep.add_argument("capture", help="a file written by `record` (or ../shared/captures/*.bin)")
 
-    demo = sub.add_parser("demo", help="start a real Salt master and minions, run jobs, serve live metrics")
-    config.add_arguments(demo, ("web.listen-address", "log.level", "log.format", "otlp.endpoint"))
-    demo.add_argument("--salt-version", default="3008.4", help="Salt release from PyPI (default 3008.4)")
-    demo.add_argument("--duration", type=float, default=0, help="stop after this many seconds (0: Ctrl-C)")
-    demo.add_argument("--replay", action="store_true", help="skip Salt; loop a bundled real capture")
     return top
 
 
@@ -114,14 +109,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 2
         replay(settings, args.capture, out=sys.stdout)
         return 0
-    from exporter.demo import run_demo
-
-    return run_demo(settings, args.salt_version, args.duration, args.replay)
+    raise AssertionError(command)  # argparse allows only COMMANDS
 
 
 def _run(settings: dict[str, Any], check_only: bool) -> int:
     from exporter.app import Daemon
-    from exporter.web import WebConfigError, load_web_config
+    from exporter.serving.web import WebConfigError, load_web_config
 
     if settings["web.config.file"]:
         try:

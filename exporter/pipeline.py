@@ -12,11 +12,11 @@ from collections.abc import Callable
 
 import structlog
 
-from exporter.events import parse
-from exporter.frames import FrameDecoder
+from exporter.bus.frames import FrameDecoder
 from exporter.health import Health
-from exporter.metrics import MetricsSink
-from exporter.tracker import Tracker
+from exporter.jobs.tracker import Tracker
+from exporter.salt.events import parse
+from exporter.sinks.metrics import MetricsSink
 
 log = structlog.get_logger("exporter.pipeline")
 

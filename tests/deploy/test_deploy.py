@@ -237,7 +237,7 @@ def test_runs_like_the_unit_against_a_real_master(tmp_path: Path) -> None:
     """Same user, supplementary group, environment file and ExecStart as the unit, with the sandboxing that
     holds without systemd as PID 1: setpriv drops to the unit's user with no_new_privs and an empty capability
     bounding set, inside a private mount namespace whose root is read-only (ProtectSystem=strict)."""
-    from exporter.saltlab import SaltLab, ensure_salt
+    from lab.saltlab import SaltLab, ensure_salt
 
     unit = unit_settings()
     user, group, extra = unit["User"][0], unit["Group"][0], unit["SupplementaryGroups"][0]

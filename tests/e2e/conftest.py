@@ -1,6 +1,6 @@
 """Fixtures for the end-to-end suite: a real Salt master with three minions per Salt version.
 
-Salt is installed from PyPI into its own cached virtualenv on first use (exporter.saltlab.ensure_salt), so
+Salt is installed from PyPI into its own cached virtualenv on first use (lab.saltlab.ensure_salt), so
 the suite runs on a fresh machine. Versions come from SALT_E2E_VERSIONS (comma separated).
 """
 
@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from exporter.saltlab import SaltLab, SaltLabError, SaltUnavailable, ensure_salt
+from lab.saltlab import SaltLab, SaltLabError, SaltUnavailable, ensure_salt
 
 DEFAULT_VERSIONS = "3008.4,3006.29"
 _TIMINGS: list[tuple[str, str, dict[str, float]]] = []

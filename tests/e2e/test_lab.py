@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from exporter.saltlab import SaltLab
+from lab.saltlab import SaltLab
 
 pytestmark = pytest.mark.e2e
 

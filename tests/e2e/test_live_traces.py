@@ -7,7 +7,7 @@ import signal
 import subprocess
 import time
 
-from exporter.saltlab import SaltLab
+from lab.saltlab import SaltLab
 from tests.conftest import Receiver
 from tests.daemon import EXE, RunningDaemon
 

@@ -13,8 +13,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from exporter.demo import FAILING_STATE
-from exporter.saltlab import SaltLab
+from lab.demo import FAILING_STATE
+from lab.saltlab import SaltLab
 from tests.daemon import RunningDaemon
 
 pytestmark = pytest.mark.e2e

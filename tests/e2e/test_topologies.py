@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from exporter.saltlab import SaltLab, SaltUnavailable, _free_ports, ensure_salt
+from lab.saltlab import SaltLab, SaltUnavailable, _free_ports, ensure_salt
 from tests.daemon import RunningDaemon
 from tests.e2e.conftest import salt_versions, started_lab
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from exporter.frames import FrameDecoder
+from exporter.bus.frames import FrameDecoder
 
 HERE = Path(__file__).parent
 ROOT = HERE.parents[1]

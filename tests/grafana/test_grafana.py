@@ -19,7 +19,7 @@ import pytest
 import requests
 import yaml
 
-from exporter.catalog import METRICS, series_names
+from exporter.sinks.catalog import METRICS, series_names
 from tests import wire
 from tests.conftest import Receiver
 from tests.daemon import RunningDaemon, free_port

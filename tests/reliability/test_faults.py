@@ -15,7 +15,7 @@ import pytest
 
 from exporter import config
 from exporter.app import Daemon
-from exporter.saltlab import SaltLab
+from lab.saltlab import SaltLab
 from tests.daemon import RunningDaemon, free_port
 from tests.helpers import samples
 

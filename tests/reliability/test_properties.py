@@ -9,7 +9,7 @@ import msgpack
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from exporter.frames import MARKER, FrameDecoder
+from exporter.bus.frames import MARKER, FrameDecoder
 from tests import wire
 from tests.helpers import make_core
 

@@ -13,7 +13,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import StatusCode
 
 from exporter.app import replay
-from exporter.events import parse_stamp
+from exporter.salt.events import parse_stamp
 from tests import wire
 from tests.daemon import EXE
 from tests.helpers import settings
@@ -70,8 +70,8 @@ def test_find_job_probes_are_events_not_traces(version: str) -> None:
 
 
 def _stamp_of_new(capture: Path, jid: str) -> str:
-    from exporter.events import JobNew, parse
-    from exporter.frames import FrameDecoder
+    from exporter.bus.frames import FrameDecoder
+    from exporter.salt.events import JobNew, parse
 
     for body in FrameDecoder(lambda r: None).feed(capture.read_bytes()):
         _, event, _ = parse(body)

@@ -115,7 +115,7 @@ def test_record_writes_bytes_exactly_as_read(tmp_path) -> None:
 
 def test_replay_loop_counts_each_pass_as_new_activity(tmp_path) -> None:
     """The demo's offline fallback: a bundled recording replayed forever keeps counters growing."""
-    from exporter.demo import BUNDLED
+    from lab.demo import BUNDLED
 
     capture = tmp_path / "two.bin"
     ping = (BUNDLED.parent.parents[1] / "tests" / "fixtures" / "3008.4" / "ping.bin").read_bytes()
@@ -131,10 +131,13 @@ def test_replay_loop_counts_each_pass_as_new_activity(tmp_path) -> None:
     assert BUNDLED.stat().st_size > 10_000
 
 
+DEMO = str(Path(__file__).parents[2] / "scripts" / "demo")
+
+
 def test_demo_offline_fallback_prints_url_and_summary() -> None:
     port = free_port()
     proc = subprocess.run(
-        [EXE, "demo", "--replay", "--duration", "6", "--web.listen-address", f"127.0.0.1:{port}"],
+        [DEMO, "--replay", "--duration", "6", "--web.listen-address", f"127.0.0.1:{port}"],
         capture_output=True,
         text=True,
         timeout=60,

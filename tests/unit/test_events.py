@@ -7,7 +7,7 @@ import calendar
 import msgpack
 import pytest
 
-from exporter.events import (
+from exporter.salt.events import (
     ActEvent,
     BatchEvent,
     Beacon,

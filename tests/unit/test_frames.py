@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from exporter.frames import PLAIN, PREFIXED, FrameDecoder
+from exporter.bus.frames import PLAIN, PREFIXED, FrameDecoder
 from tests import wire
 
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from exporter import catalog, config
+from exporter import config
+from exporter.sinks import catalog
 
 README = (Path(__file__).parents[2] / "README.md").read_text(encoding="utf-8")
 
@@ -19,7 +20,7 @@ def section(name: str) -> str:
 def test_metrics_table_matches_catalog() -> None:
     assert section("metrics-table") == catalog.markdown_table(), (
         "README metrics table is stale: regenerate with "
-        "`uv run python -c 'from exporter.catalog import markdown_table; print(markdown_table())'`"
+        "`uv run python -c 'from exporter.sinks.catalog import markdown_table; print(markdown_table())'`"
     )
 
 

@@ -16,9 +16,9 @@ import msgpack
 import pytest
 
 from exporter.app import replay
-from exporter.events import parse_stamp
-from exporter.frames import FrameDecoder
-from exporter.traces import trace_id_for
+from exporter.bus.frames import FrameDecoder
+from exporter.salt.events import parse_stamp
+from exporter.sinks.traces import trace_id_for
 from tests.helpers import samples, settings
 from tests.unit.test_replay import stable
 

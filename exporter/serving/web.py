@@ -24,7 +24,7 @@ import structlog
 import yaml
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
-log = structlog.get_logger("exporter.web")
+log = structlog.get_logger("exporter.serving.web")
 
 TLS_VERSIONS = {
     "TLS10": ssl.TLSVersion.TLSv1,

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from exporter.events import (
+from exporter.salt.events import (
     FIND_JOB,
     ActEvent,
     BatchEvent,

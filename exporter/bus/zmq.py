@@ -18,7 +18,7 @@ from zmq.utils.monitor import recv_monitor_message
 
 from exporter.health import Health
 
-log = structlog.get_logger("exporter.zmqsource")
+log = structlog.get_logger("exporter.bus.zmq")
 
 FRAMING = "zmq"
 

@@ -23,7 +23,7 @@ import structlog
 
 from exporter.health import Health
 
-log = structlog.get_logger("exporter.source")
+log = structlog.get_logger("exporter.bus.source")
 
 CHUNK = 256 * 1024
 
@@ -232,7 +232,7 @@ class FileSource:
 def open_source(address: str, health: Health, loop: bool = False, max_backoff: float = 30.0) -> Source:
     """Pick the source for a `--bus` address."""
     if address.startswith(("zmq+ipc://", "zmq+tcp://")):
-        from exporter.zmqsource import ZmqSource  # pyzmq only for 2015.8 masters
+        from exporter.bus.zmq import ZmqSource  # pyzmq only for 2015.8 masters
 
         return ZmqSource(address, health, max_backoff=max_backoff)
     if address.startswith("tcp://"):

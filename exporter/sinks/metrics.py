@@ -27,9 +27,9 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector
 
 from exporter import __version__
-from exporter.catalog import METRICS, MetricSpec
 from exporter.health import Health
-from exporter.tracker import FAILURE, SUCCESS, Tracker
+from exporter.jobs.tracker import FAILURE, SUCCESS, Tracker
+from exporter.sinks.catalog import METRICS, MetricSpec
 
 OTHER = "__other__"
 MAX_LABEL_LEN = 128

@@ -34,9 +34,9 @@ from opentelemetry.trace import NonRecordingSpan, SpanContext, SpanKind, Status,
 
 from exporter import __version__
 from exporter.health import Health
-from exporter.tracker import CLOSED, DEADLINE, FAILURE, SHUTDOWN, Job, RunRecord
+from exporter.jobs.tracker import CLOSED, DEADLINE, FAILURE, SHUTDOWN, Job, RunRecord
 
-log = structlog.get_logger("exporter.traces")
+log = structlog.get_logger("exporter.sinks.traces")
 
 REDACTED = "[REDACTED]"
 NS = 1_000_000_000

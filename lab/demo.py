@@ -1,4 +1,4 @@
-"""`salt-event-exporter demo`: a real Salt master and three minions, the exporter on the real bus, live jobs.
+"""`./scripts/demo` (`python -m lab.demo`): a real Salt master, three minions, the exporter on its bus.
 
 Salt is installed from PyPI into a cached virtual environment of its own (never into the exporter's).
 Without network, it says so and replays a bundled real capture in a loop instead.
@@ -16,7 +16,7 @@ import structlog
 
 from exporter.app import Daemon
 
-log = structlog.get_logger("exporter.demo")
+log = structlog.get_logger("lab.demo")
 
 FAILING_STATE = """\
 demo_ok:
@@ -80,7 +80,7 @@ def run_demo(settings: dict[str, Any], version: str, duration: float, replay_onl
     signal.signal(signal.SIGTERM, lambda *a: stop.set())
     deadline = time.monotonic() + duration if duration else None
     if not replay_only:
-        from exporter.saltlab import SaltLab, SaltUnavailable, ensure_salt
+        from lab.saltlab import SaltLab, SaltUnavailable, ensure_salt
 
         _say(f"salt-event-exporter demo: installing Salt {version} from PyPI into a cached venv (once)...")
         try:
@@ -153,3 +153,29 @@ def _live(settings: dict[str, Any], lab: Any, stop: threading.Event, deadline: f
         daemon.stop.set()
         thread.join(timeout=15)
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+    import sys
+
+    from exporter import config
+    from exporter.cli import setup_logging
+
+    parser = argparse.ArgumentParser(prog="scripts/demo", description=__doc__.splitlines()[0])
+    config.add_arguments(parser, ("web.listen-address", "log.level", "log.format", "otlp.endpoint"))
+    parser.add_argument("--salt-version", default="3008.4", help="Salt release from PyPI (default 3008.4)")
+    parser.add_argument("--duration", type=float, default=0, help="stop after this many seconds (0: Ctrl-C)")
+    parser.add_argument("--replay", action="store_true", help="skip Salt; loop a bundled real capture")
+    args = parser.parse_args(argv)
+    try:
+        settings = config.load(args)
+    except config.ConfigError as exc:
+        print(f"scripts/demo: {exc}", file=sys.stderr)
+        return 2
+    setup_logging(settings["log.level"], settings["log.format"])
+    return run_demo(settings, args.salt_version, args.duration, args.replay)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""Bus: bytes from the master (Unix socket, TCP, ZeroMQ, a recording) and the frames in them."""

@@ -1,0 +1,1 @@
+"""Serving: the HTTP endpoints (/metrics, /-/healthy, /-/ready) with TLS and basic auth."""

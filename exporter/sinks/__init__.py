@@ -1,0 +1,1 @@
+"""Sinks: what the job layer observed, as Prometheus metrics and OpenTelemetry spans."""
