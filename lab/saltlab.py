@@ -11,12 +11,14 @@ import fcntl
 import json
 import os
 import pwd
+import re
 import secrets
 import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tarfile
 import tempfile
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -58,6 +60,16 @@ def ensure_salt(version: str, cache_dir: Path | None = None) -> Path:
 
     The ready marker is written last, so an interrupted install is detected and redone; an exclusive file lock
     keeps parallel test processes from installing into the same directory at once.
+
+    Plain ``pip install salt==version`` is tried first: it is the fast path and works for every release whose
+    requirements the package index serves. Some point releases (3006.30, 3007.17, 3008.5) pin a floor the
+    index may not serve yet (``certifi>=2026.10.23``), and pip then fails with "No matching distribution
+    found for <requirement>". Only on that failure, and only for requirements other than salt itself, the
+    install falls back to ``_install_relaxed``: the release's own ``requirements/base.txt`` and
+    ``requirements/zeromq.txt`` from its sdist, with the unservable requirements' version bounds dropped,
+    then ``salt`` itself with ``--no-deps``. Deciding by the failure rather than by a list of versions keeps
+    future releases with the same problem working, and releases that install plainly never pay for the
+    fallback. The relaxed requirement set is kept in the venv as ``saltlab-requirements.txt``.
     """
     venv = cache_dir if cache_dir is not None else salt_cache_dir(version)
     marker = venv / _READY_MARKER
@@ -73,11 +85,92 @@ def ensure_salt(version: str, cache_dir: Path | None = None) -> Path:
             shutil.rmtree(venv)
         _run_install([sys.executable, "-m", "venv", str(venv)], version)
         pip = [str(venv / "bin" / "python"), "-m", "pip", "--disable-pip-version-check", "--no-input"]
-        _run_install([*pip, "install", "--quiet", f"salt=={version}"], version)
+        try:
+            _run_install([*pip, "install", "--quiet", f"salt=={version}"], version)
+        except SaltUnavailable as exc:
+            unservable = _unservable_requirements(str(exc))
+            if not unservable or "salt" in unservable:
+                raise
+            _install_relaxed(venv, pip, version, unservable)
         if not (venv / "bin" / "salt-master").exists():
             raise SaltUnavailable(f"salt=={version} installed but {venv}/bin/salt-master is missing")
         marker.write_text(version + "\n")
     return venv
+
+
+_NO_MATCH = re.compile(r"No matching distribution found for ([A-Za-z0-9][A-Za-z0-9._-]*)")
+_REQ_NAME = re.compile(r"\s*([A-Za-z0-9][A-Za-z0-9._-]*)")
+_RELAX_ROUNDS = 4  # each round relaxes what pip named; a release pinning several unserved floors takes more
+
+
+def _canonical(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def _unservable_requirements(pip_output: str) -> set[str]:
+    """Canonical names of the requirements pip found no distribution for, e.g. {"certifi"}."""
+    return {_canonical(m.group(1)) for m in _NO_MATCH.finditer(pip_output)}
+
+
+def _relax(requirements: str, names: set[str]) -> str:
+    """Drop the version bounds of ``names`` (environment markers kept, comments and other lines untouched)."""
+    out: list[str] = []
+    for line in requirements.splitlines():
+        spec = line.split("#", 1)[0]
+        match = _REQ_NAME.match(spec)
+        if match and spec.strip() and _canonical(match.group(1)) in names:
+            marker = spec.split(";", 1)[1].strip() if ";" in spec else ""
+            out.append(f"{match.group(1)}; {marker}" if marker else match.group(1))
+        else:
+            out.append(line)
+    return "\n".join(out) + "\n"
+
+
+def _sdist_requirements(sdist: Path) -> str:
+    """``requirements/base.txt`` and ``requirements/zeromq.txt`` of a salt sdist, concatenated."""
+    texts: dict[str, str] = {}
+    with tarfile.open(sdist) as tar:
+        for member in tar.getmembers():
+            parts = member.name.split("/")
+            if len(parts) == 3 and parts[1] == "requirements" and parts[2] in ("base.txt", "zeromq.txt"):
+                handle = tar.extractfile(member)
+                if handle is not None:
+                    texts[parts[2]] = handle.read().decode()
+    missing = {"base.txt", "zeromq.txt"} - texts.keys()
+    if missing:
+        raise SaltUnavailable(f"{sdist.name} has no requirements/{', '.join(sorted(missing))}")
+    return texts["base.txt"] + "\n" + texts["zeromq.txt"]
+
+
+def _install_relaxed(venv: Path, pip: list[str], version: str, unservable: set[str]) -> None:
+    """Install salt's own requirement files with ``unservable`` relaxed, then salt itself without deps."""
+    unservable = set(unservable)
+    with tempfile.TemporaryDirectory(prefix="saltlab-sdist-") as tmp:
+        _run_install(
+            [*pip, "download", "--quiet", "--no-deps", "--no-binary", ":all:", "-d", tmp, f"salt=={version}"],
+            version,
+        )
+        sdists = sorted(Path(tmp).glob("salt-*.tar.gz"))
+        if not sdists:
+            raise SaltUnavailable(f"pip download salt=={version} produced no sdist in {tmp}")
+        original = _sdist_requirements(sdists[0])
+        relaxed_path = venv / "saltlab-requirements.txt"
+        for _ in range(_RELAX_ROUNDS):
+            relaxed_path.write_text(
+                f"# salt=={version} requirements/base.txt + zeromq.txt, bounds dropped for:"
+                f" {', '.join(sorted(unservable))}\n" + _relax(original, unservable)
+            )
+            try:
+                _run_install([*pip, "install", "--quiet", "-r", str(relaxed_path)], version)
+                break
+            except SaltUnavailable as exc:
+                more = _unservable_requirements(str(exc)) - unservable
+                if not more:
+                    raise
+                unservable |= more
+        else:
+            raise SaltUnavailable(f"salt=={version}: still unservable after relaxing {sorted(unservable)}")
+        _run_install([*pip, "install", "--quiet", "--no-deps", str(sdists[0])], version)
 
 
 def _venv_ready(venv: Path, marker: Path, version: str) -> bool:
