@@ -1,12 +1,13 @@
-"""Fixtures shared by every test package: a real OTLP receiver process."""
+"""Fixtures shared by every test package: a real OTLP receiver process; with CI=true, no test may skip."""
 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -55,3 +56,56 @@ def receiver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Receiver]:
     yield rec
     rec.proc.terminate()
     rec.proc.wait(timeout=10)
+
+
+# -- CI=true: a skip is a failure ------------------------------------------------------------------------
+# A suite that skips what it cannot set up passes without testing anything. Under CI every skip (a marker, a
+# fixture's pytest.skip, an importorskip at collection) fails the run with its test id and reason; xfail is
+# not a skip and keeps its own meaning.
+
+_CI_SKIPS: list[tuple[str, str]] = []
+
+
+def _ci() -> bool:
+    return os.environ.get("CI", "").strip().lower() == "true"
+
+
+def _skip_reason(longrepr: Any) -> str:
+    if isinstance(longrepr, tuple) and len(longrepr) == 3:
+        return str(longrepr[2]).removeprefix("Skipped: ")
+    return str(longrepr)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, Any, Any]:
+    report = yield
+    if _ci() and report.skipped and not hasattr(report, "wasxfail"):
+        reason = _skip_reason(report.longrepr)
+        _CI_SKIPS.append((report.nodeid, reason))
+        report.outcome = "failed"
+        report.longrepr = f"skipped under CI=true (a skip fails CI): {reason}"
+    return report
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_make_collect_report(collector: pytest.Collector) -> Generator[None, Any, Any]:
+    report = yield
+    if _ci() and report.skipped:
+        reason = _skip_reason(report.longrepr)
+        _CI_SKIPS.append((report.nodeid, reason))
+        report.outcome = "failed"
+        report.longrepr = f"collection skipped under CI=true (a skip fails CI): {reason}"
+    return report
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if not _CI_SKIPS:
+        return
+    terminalreporter.write_sep("=", f"CI=true: {len(_CI_SKIPS)} skip(s) turned into failures", red=True)
+    for nodeid, reason in _CI_SKIPS:
+        terminalreporter.write_line(f"SKIPPED-IN-CI {nodeid}: {reason}")
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if _CI_SKIPS and session.exitstatus == 0:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED

@@ -21,8 +21,17 @@ _TIMINGS: list[tuple[str, str, dict[str, float]]] = []
 
 
 def salt_versions() -> list[str]:
+    """The Salt releases to test; a SALT_E2E_VERSIONS that names none is a usage error, not a reason to
+    skip every real-master test (an empty parameter set would skip them all without a word)."""
     raw = os.environ.get("SALT_E2E_VERSIONS", DEFAULT_VERSIONS)
-    return [v.strip() for v in raw.split(",") if v.strip()]
+    versions = [v.strip() for v in raw.split(",") if v.strip()]
+    if not versions:
+        raise pytest.UsageError(
+            f"SALT_E2E_VERSIONS={raw!r} names no Salt version, so every e2e test would be skipped: unset it "
+            f"for the default ({DEFAULT_VERSIONS}), name versions (e.g. 3008.4), or deselect the suite with "
+            "-m 'not e2e'"
+        )
+    return versions
 
 
 def pytest_configure(config: pytest.Config) -> None:
