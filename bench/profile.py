@@ -26,7 +26,7 @@ def build(stream: Stream) -> Any:
     from exporter.app import build_core
 
     settings = config.load(argparse.Namespace(), environ={})
-    settings["max-jobs"] = stream.max_jobs
+    settings = settings.replace(max_jobs=stream.max_jobs)
     return build_core(settings, time.time, environ={})
 
 

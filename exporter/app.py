@@ -19,11 +19,13 @@ import structlog
 from prometheus_client import CollectorRegistry, generate_latest
 
 from exporter.bus.source import ByteBuffer, Source, open_source
+from exporter.config import Settings
 from exporter.health import Health
-from exporter.jobs.tracker import Job, RunRecord, Tracker, TrackerConfig
+from exporter.jobs.model import Job, RunRecord
+from exporter.jobs.tracker import Tracker
 from exporter.pipeline import Pipeline
 from exporter.serving.web import WebServer
-from exporter.sinks.metrics import MetricsConfig, MetricsSink, SaltCollector
+from exporter.sinks.metrics import MetricsSink, SaltCollector
 
 log = structlog.get_logger("exporter.app")
 
@@ -36,10 +38,10 @@ class TraceSink(Protocol):
     def shutdown(self, timeout: float) -> None: ...
 
 
-def tracing_enabled(settings: dict[str, Any], environ: dict[str, str]) -> bool:
+def tracing_enabled(settings: Settings, environ: dict[str, str]) -> bool:
     return (
         bool(
-            settings.get("otlp.endpoint")
+            settings.otlp_endpoint
             or environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")
             or environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
         )
@@ -63,7 +65,7 @@ class Core:
 
 
 def build_core(
-    settings: dict[str, Any],
+    settings: Settings,
     clock: Callable[[], float] | None,
     environ: dict[str, str] | None = None,
     trace_exporter: Any = None,
@@ -73,55 +75,35 @@ def build_core(
     """`clock` None means event time only (replay); `trace_exporter` lets tests capture spans in memory."""
     env = dict(os.environ) if environ is None else environ
     health = health or Health()
-    sink = MetricsSink(
-        MetricsConfig(
-            max_functions=settings["metrics.max-functions"],
-            minion_label=settings["metrics.minion-label"],
-            max_minions=settings["metrics.max-minions"],
-            minion_ttl=settings["metrics.minion-ttl"],
-        ),
-        clock=clock or time.time,
-    )
+    sink = MetricsSink(settings.metrics_config(), clock=clock or time.time)
     traces: TraceSink | None = None
     if trace_exporter is not None or tracing_enabled(settings, env):
         from exporter.sinks.traces import build_trace_sink  # OpenTelemetry only when tracing
 
-        traces = build_trace_sink(settings, health, env, exporter=trace_exporter)
+        traces = build_trace_sink(settings.traces_config(), health, env, exporter=trace_exporter)
     tracker = Tracker(
-        TrackerConfig(
-            timeout=settings["timeout"],
-            gather_job_timeout=settings["gather-job-timeout"],
-            syndic_wait=settings["syndic-wait"],
-            syndic_master=settings["syndic-master"],
-            job_deadline=settings["job-deadline"],
-            max_jobs=settings["max-jobs"],
-            max_peer_jobs=settings["max-jobs"],
-            max_closed_jobs=settings["max-closed-jobs"],
-            detail=traces is not None,
-            keep_payload=traces is not None and settings["traces.include-args"],
-            max_state_details=settings["traces.max-state-spans"],
-        ),
+        settings.jobs_config(tracing=traces is not None),
         sink,
         [traces.on_close] if traces is not None else [],
         [traces.run_closed] if traces is not None else [],
     )
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(SaltCollector(sink, tracker, health))
     pipeline = Pipeline(tracker, sink, health, clock=clock, framing=framing)
+    registry.register(SaltCollector(sink, tracker, health, pipeline.lock))
     return Core(health, sink, tracker, pipeline, registry, traces)
 
 
 class Daemon:
-    def __init__(self, settings: dict[str, Any]) -> None:
+    def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.stop = threading.Event()
         self.reload = threading.Event()
         health = Health()
         self.source: Source = open_source(
-            settings["bus"],
+            settings.bus,
             health,
-            loop=settings["replay.loop"],
-            max_backoff=settings["reconnect.max-backoff"],
+            loop=settings.replay_loop,
+            max_backoff=settings.reconnect_max_backoff,
         )
         self.core = build_core(
             settings,
@@ -129,13 +111,13 @@ class Daemon:
             framing=getattr(self.source, "framing", None),
             health=health,
         )
-        self.buffer = ByteBuffer(settings["buffer.size"], self.core.health)
+        self.buffer = ByteBuffer(settings.buffer_size, self.core.health)
         self.web = WebServer(
-            settings["web.listen-address"],
-            settings["web.telemetry-path"],
+            settings.web_listen_address,
+            settings.web_telemetry_path,
             self.core.registry,
             ready=lambda: self.core.health.connected,
-            web_config_file=settings["web.config.file"],
+            web_config_file=settings.web_config_file,
         )
         self._reader: threading.Thread | None = None
 
@@ -149,10 +131,10 @@ class Daemon:
         try:
             self.source.run(emit, self.stop)
         except Exception:
-            log.exception("reader_failed", bus=self.settings["bus"])
+            log.exception("reader_failed", bus=self.settings.bus)
             self.core.health.connected = False
         if not live:
-            log.info("replay_finished", bus=self.settings["bus"], note="serving the final state")
+            log.info("replay_finished", bus=self.settings.bus, note="serving the final state")
 
     def install_signals(self) -> None:
         def on_stop(signum: int, frame: Any) -> None:
@@ -170,9 +152,9 @@ class Daemon:
         self.web.start()
         log.info(
             "started",
-            bus=settings["bus"],
+            bus=settings.bus,
             listen=f"{self.web.host}:{self.web.port}",
-            telemetry_path=settings["web.telemetry-path"],
+            telemetry_path=settings.web_telemetry_path,
             tracing=self.core.traces is not None,
         )
         self._reader = threading.Thread(target=self._read, name="reader", daemon=True)
@@ -202,36 +184,13 @@ class Daemon:
         for gen, gap, data in self.buffer.get(0):
             self.core.pipeline.chunk(gen, gap, data)
         core = self.core
-        with core.sink.lock:
-            open_jobs = len(core.tracker.open)
-            core.tracker.close_all()
+        open_jobs = core.pipeline.close_all()
         log.info("stopping", step="jobs", open_jobs_closed=open_jobs)
         if core.traces is not None:
-            core.traces.shutdown(self.settings["shutdown.timeout"])
+            core.traces.shutdown(self.settings.shutdown_timeout)
         self.web.stop()
         log.info("stopped")
         return 0
-
-
-def replay(settings: dict[str, Any], path: str, out: Any = None, trace_exporter: Any = None) -> Core:
-    """Run a capture through the pipeline on event time; the CLI prints the final exposition."""
-    from exporter.bus.source import FileSource
-
-    core = build_core(settings, None, trace_exporter=trace_exporter)
-    stop = threading.Event()
-    pipeline = core.pipeline
-    FileSource(path, core.health).run(lambda gen, data: pipeline.chunk(gen, False, data), stop)
-    # The CLI decides within timeout + gather_job_timeout (+ syndic_wait on a master of masters) of its last
-    # probe; give the capture that long.
-    pipeline.finish(settings["timeout"] + settings["gather-job-timeout"] + settings["syndic-wait"] + 1.0)
-    if core.traces is not None:
-        with core.sink.lock:
-            core.tracker.close_all()
-        core.traces.shutdown(settings["shutdown.timeout"])
-    if out is not None:
-        out.write(core.exposition().decode())
-        out.flush()
-    return core
 
 
 def record(bus: str, output: str, max_backoff: float = 30.0) -> int:

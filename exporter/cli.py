@@ -93,16 +93,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     except config.ConfigError as exc:
         print(f"salt-event-exporter: {exc}", file=sys.stderr)
         return 2
-    setup_logging(settings["log.level"], settings["log.format"])
+    setup_logging(settings.log_level, settings.log_format)
     command = args.command or "run"
     if command == "run":
         return _run(settings, args.check_config)
     if command == "record":
         from exporter.app import record
 
-        return record(settings["bus"], args.output, settings["reconnect.max-backoff"])
+        return record(settings.bus, args.output, settings.reconnect_max_backoff)
     if command == "replay":
-        from exporter.app import replay
+        from exporter.replay import replay
 
         if not os.path.isfile(args.capture):  # noqa: PTH113
             print(f"salt-event-exporter replay: {args.capture} is not a file", file=sys.stderr)
@@ -112,27 +112,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     raise AssertionError(command)  # argparse allows only COMMANDS
 
 
-def _run(settings: dict[str, Any], check_only: bool) -> int:
+def _run(settings: config.Settings, check_only: bool) -> int:
     from exporter.app import Daemon
     from exporter.serving.web import WebConfigError, load_web_config
 
-    if settings["web.config.file"]:
+    if settings.web_config_file:
         try:
-            load_web_config(settings["web.config.file"])
+            load_web_config(settings.web_config_file)
         except WebConfigError as exc:
             print(f"salt-event-exporter: {exc}", file=sys.stderr)
             return 2
     if check_only:
-        origin = settings["_origin"]
+        origin = settings.origin
         for setting in config.SETTINGS:
-            print(f"{setting.name} = {settings[setting.name]!r}  ({origin[setting.name]})")
+            print(f"{setting.name} = {getattr(settings, setting.attr)!r}  ({origin[setting.name]})")
         print("configuration OK")
         return 0
     try:
         daemon = Daemon(settings)
     except OSError as exc:
         print(
-            f"salt-event-exporter: cannot listen on {settings['web.listen-address']}: {exc.strerror}",
+            f"salt-event-exporter: cannot listen on {settings.web_listen_address}: {exc.strerror}",
             file=sys.stderr,
         )
         return 1

@@ -8,14 +8,21 @@ with a message naming the setting, where it came from, and what is accepted.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import socket
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
+
+from exporter.jobs.model import JobsConfig
+from exporter.sinks.metrics import MetricsConfig
+
+if TYPE_CHECKING:
+    from exporter.sinks.traces import TracesConfig
 
 ENV_PREFIX = "SALT_EXPORTER_"
 DEFAULT_BUS = "/var/run/salt/master/master_event_pub.ipc"
@@ -124,106 +131,258 @@ def _patterns(value: Any) -> tuple[str, ...]:
 @dataclass(frozen=True, slots=True)
 class Setting:
     name: str
+    attr: str
     parse: Callable[[Any], Any]
     default: Any
     help: str
     is_flag: bool = False  # a boolean flag without a value on the command line
 
 
-SETTINGS: tuple[Setting, ...] = (
-    Setting(
+def _setting(name: str, parse: Callable[[Any], Any], default: Any, help: str, is_flag: bool = False) -> Any:
+    return field(default=default, metadata={"setting": (name, parse, help, is_flag)})
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Every setting, typed; one attribute per `--NAME` (dots and dashes as underscores)."""
+
+    bus: str = _setting(
         "bus",
         _bus,
         DEFAULT_BUS,
-        "Event bus: socket path, tcp://HOST:PORT (ipc_mode: tcp), zmq+ipc://PATH or zmq+tcp://HOST:PORT "
-        "(Salt 2015.8), or a capture file to replay.",
-    ),
-    Setting(
+        (
+            "Event bus: socket path, tcp://HOST:PORT (ipc_mode: tcp), zmq+ipc://PATH or "
+            "zmq+tcp://HOST:PORT (Salt 2015.8), or a capture file to replay."
+        ),
+    )
+    web_listen_address: str = _setting(
         "web.listen-address",
         _listen,
         "127.0.0.1:9646",
-        "Address for /metrics. Loopback by default: set :9646 or HOST:9646 to let a remote Prometheus in.",
-    ),
-    Setting("web.telemetry-path", _path, "/metrics", "Path of the metrics endpoint."),
-    Setting("web.config.file", _opt_str, None, "Exporter-toolkit web config (TLS, basic auth)."),
-    Setting("log.level", _choice("debug", "info", "warning", "error"), "info", "Log level."),
-    Setting(
-        "log.format", _choice("auto", "json", "console"), "auto", "json, console, or auto (console on a TTY)."
-    ),
-    Setting("timeout", _positive_float, 5.0, "The master's/CLI's `timeout` in seconds."),
-    Setting("gather-job-timeout", _positive_float, 10.0, "The master's `gather_job_timeout` in seconds."),
-    Setting(
+        ("Address for /metrics. Loopback by default: set :9646 or HOST:9646 to let a remote Prometheus in."),
+    )
+    web_telemetry_path: str = _setting(
+        "web.telemetry-path",
+        _path,
+        "/metrics",
+        ("Path of the metrics endpoint."),
+    )
+    web_config_file: str | None = _setting(
+        "web.config.file",
+        _opt_str,
+        None,
+        ("Exporter-toolkit web config (TLS, basic auth)."),
+    )
+    log_level: str = _setting(
+        "log.level",
+        _choice("debug", "info", "warning", "error"),
+        "info",
+        ("Log level."),
+    )
+    log_format: str = _setting(
+        "log.format",
+        _choice("auto", "json", "console"),
+        "auto",
+        ("json, console, or auto (console on a TTY)."),
+    )
+    timeout: float = _setting(
+        "timeout",
+        _positive_float,
+        5.0,
+        ("The master's/CLI's `timeout` in seconds."),
+    )
+    gather_job_timeout: float = _setting(
+        "gather-job-timeout",
+        _positive_float,
+        10.0,
+        ("The master's `gather_job_timeout` in seconds."),
+    )
+    syndic_wait: float = _setting(
         "syndic-wait",
         _non_negative_float,
         5.0,
-        "A master of masters' `syndic_wait` in seconds: its CLI waits this much longer per find_job round.",
-    ),
-    Setting(
+        ("A master of masters' `syndic_wait` in seconds: its CLI waits this much longer per find_job round."),
+    )
+    syndic_master: bool = _setting(
         "syndic-master",
         _bool,
         False,
-        "This master runs salt-syndic for a master of masters (its config has `syndic_master`): ids in a "
-        "relayed publish's `missing` list are other masters' minions, not no_key.",
+        (
+            "This master runs salt-syndic for a master of masters (its config has `syndic_master`): ids "
+            "in a relayed publish's `missing` list are other masters' minions, not no_key."
+        ),
         True,
-    ),
-    Setting(
+    )
+    job_deadline: float = _setting(
         "job-deadline",
         _positive_float,
         600.0,
-        "Seconds after which minions of a job nobody probes with find_job (--async, API) count as silent.",
-    ),
-    Setting("max-jobs", _positive_int, 10_000, "Open jobs kept; the oldest is evicted (counted) beyond it."),
-    Setting(
-        "max-closed-jobs", _positive_int, 10_000, "Closed jobs remembered for late and duplicate returns."
-    ),
-    Setting(
-        "metrics.max-functions", _positive_int, 500, "Distinct function label values; more become __other__."
-    ),
-    Setting("metrics.minion-label", _bool, False, "Expose per-minion series (salt_minion_*).", True),
-    Setting(
-        "metrics.max-minions", _positive_int, 10_000, "Per-minion series kept (least recently seen go first)."
-    ),
-    Setting("metrics.minion-ttl", _positive_float, 3600.0, "Seconds a silent minion's series are kept."),
-    Setting("buffer.size", _positive_int, 64 * 1024 * 1024, "Bytes buffered between reader and pipeline."),
-    Setting(
-        "reconnect.max-backoff", _positive_float, 30.0, "Longest wait between reconnect attempts, seconds."
-    ),
-    Setting("replay.loop", _bool, False, "With a capture file as --bus: replay it forever.", True),
-    Setting("master-id", _str, "", "This master's identity on spans (default: the host name)."),
-    Setting("shutdown.timeout", _positive_float, 10.0, "Seconds allowed for flushing spans on shutdown."),
-    Setting(
+        ("Seconds after which minions of a job nobody probes with find_job (--async, API) count as silent."),
+    )
+    max_jobs: int = _setting(
+        "max-jobs",
+        _positive_int,
+        10_000,
+        ("Open jobs kept; the oldest is evicted (counted) beyond it."),
+    )
+    max_closed_jobs: int = _setting(
+        "max-closed-jobs",
+        _positive_int,
+        10_000,
+        ("Closed jobs remembered for late and duplicate returns."),
+    )
+    metrics_max_functions: int = _setting(
+        "metrics.max-functions",
+        _positive_int,
+        500,
+        ("Distinct function label values; more become __other__."),
+    )
+    metrics_minion_label: bool = _setting(
+        "metrics.minion-label",
+        _bool,
+        False,
+        ("Expose per-minion series (salt_minion_*)."),
+        True,
+    )
+    metrics_max_minions: int = _setting(
+        "metrics.max-minions",
+        _positive_int,
+        10_000,
+        ("Per-minion series kept (least recently seen go first)."),
+    )
+    metrics_minion_ttl: float = _setting(
+        "metrics.minion-ttl",
+        _positive_float,
+        3600.0,
+        ("Seconds a silent minion's series are kept."),
+    )
+    buffer_size: int = _setting(
+        "buffer.size",
+        _positive_int,
+        64 * 1024 * 1024,
+        ("Bytes buffered between reader and pipeline."),
+    )
+    reconnect_max_backoff: float = _setting(
+        "reconnect.max-backoff",
+        _positive_float,
+        30.0,
+        ("Longest wait between reconnect attempts, seconds."),
+    )
+    replay_loop: bool = _setting(
+        "replay.loop",
+        _bool,
+        False,
+        ("With a capture file as --bus: replay it forever."),
+        True,
+    )
+    master_id: str = _setting(
+        "master-id",
+        _str,
+        "",
+        ("This master's identity on spans (default: the host name)."),
+    )
+    shutdown_timeout: float = _setting(
+        "shutdown.timeout",
+        _positive_float,
+        10.0,
+        ("Seconds allowed for flushing spans on shutdown."),
+    )
+    otlp_endpoint: str | None = _setting(
         "otlp.endpoint",
         _opt_str,
         None,
-        "OTLP endpoint for traces; tracing is off unless this or "
-        "OTEL_EXPORTER_OTLP_(TRACES_)ENDPOINT is set.",
-    ),
-    Setting(
+        (
+            "OTLP endpoint for traces; tracing is off unless this or "
+            "OTEL_EXPORTER_OTLP_(TRACES_)ENDPOINT is set."
+        ),
+    )
+    otlp_protocol: str = _setting(
         "otlp.protocol",
         _choice("http/protobuf", "grpc"),
         "http/protobuf",
-        "OTLP protocol (OTEL_EXPORTER_OTLP_PROTOCOL also works).",
-    ),
-    Setting(
+        ("OTLP protocol (OTEL_EXPORTER_OTLP_PROTOCOL also works)."),
+    )
+    traces_include_args: bool = _setting(
         "traces.include-args",
         _bool,
         False,
-        "Add arg/fun_args/return to spans (redacted, capped). Off: they may carry secrets.",
+        ("Add arg/fun_args/return to spans (redacted, capped). Off: they may carry secrets."),
         True,
-    ),
-    Setting(
+    )
+    traces_redact: tuple[str, ...] = _setting(
         "traces.redact",
         _patterns,
         ("password", "passwd", "token", "key", "secret"),
-        "Comma-separated regexes; matching keys/values are replaced by [REDACTED].",
-    ),
-    Setting(
-        "traces.max-attribute-size", _positive_int, 1024, "Cap in characters for opt-in payload attributes."
-    ),
-    Setting("traces.max-state-spans", _positive_int, 100, "Per-state spans kept per job."),
-    Setting("traces.max-queue", _positive_int, 8192, "Spans queued for export; more are dropped (counted)."),
-)
+        ("Comma-separated regexes; matching keys/values are replaced by [REDACTED]."),
+    )
+    traces_max_attribute_size: int = _setting(
+        "traces.max-attribute-size",
+        _positive_int,
+        1024,
+        ("Cap in characters for opt-in payload attributes."),
+    )
+    traces_max_state_spans: int = _setting(
+        "traces.max-state-spans",
+        _positive_int,
+        100,
+        ("Per-state spans kept per job."),
+    )
+    traces_max_queue: int = _setting(
+        "traces.max-queue",
+        _positive_int,
+        8192,
+        ("Spans queued for export; more are dropped (counted)."),
+    )
+    origin: Mapping[str, str] = field(default_factory=dict, compare=False)  # setting -> where it came from
 
+    def jobs_config(self, tracing: bool) -> JobsConfig:
+        return JobsConfig(
+            timeout=self.timeout,
+            gather_job_timeout=self.gather_job_timeout,
+            syndic_wait=self.syndic_wait,
+            syndic_master=self.syndic_master,
+            job_deadline=self.job_deadline,
+            max_jobs=self.max_jobs,
+            max_peer_jobs=self.max_jobs,
+            max_closed_jobs=self.max_closed_jobs,
+            detail=tracing,
+            keep_payload=tracing and self.traces_include_args,
+            max_state_details=self.traces_max_state_spans,
+        )
+
+    def metrics_config(self) -> MetricsConfig:
+        return MetricsConfig(
+            max_functions=self.metrics_max_functions,
+            minion_label=self.metrics_minion_label,
+            max_minions=self.metrics_max_minions,
+            minion_ttl=self.metrics_minion_ttl,
+        )
+
+    def traces_config(self) -> TracesConfig:
+        from exporter.sinks.traces import TracesConfig  # OpenTelemetry is imported only when tracing
+
+        return TracesConfig(
+            master_id=self.master_id,
+            otlp_endpoint=self.otlp_endpoint,
+            otlp_protocol=self.otlp_protocol,
+            protocol_set=self.origin.get("otlp.protocol", "default") != "default",
+            include_args=self.traces_include_args,
+            redact=self.traces_redact,
+            max_attribute_size=self.traces_max_attribute_size,
+            max_state_spans=self.traces_max_state_spans,
+            max_queue=self.traces_max_queue,
+        )
+
+    def replace(self, **values: Any) -> Settings:
+        """A copy with some settings changed, by attribute name (tests, the demo, the bench)."""
+        return dataclasses.replace(self, **values)
+
+
+SETTINGS: tuple[Setting, ...] = tuple(
+    Setting(f.metadata["setting"][0], f.name, f.metadata["setting"][1], f.default, *f.metadata["setting"][2:])
+    for f in dataclasses.fields(Settings)
+    if "setting" in f.metadata
+)
 BY_NAME: dict[str, Setting] = {s.name: s for s in SETTINGS}
 
 
@@ -253,7 +412,7 @@ def add_arguments(parser: argparse.ArgumentParser, names: Sequence[str] | None =
             parser.add_argument(f"--{setting.name}", dest=dest(setting.name), default=None, help=setting.help)
 
 
-def load(args: argparse.Namespace, environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+def load(args: argparse.Namespace, environ: Mapping[str, str] | None = None) -> Settings:
     """Merge defaults < file < env < flags, parsing and validating each value where it came from."""
     environ = os.environ if environ is None else environ
     values: dict[str, Any] = {s.name: s.default for s in SETTINGS}
@@ -281,8 +440,12 @@ def load(args: argparse.Namespace, environ: Mapping[str, str] | None = None) -> 
             put(setting.name, raw_flag, f"flag --{setting.name}")
     if not values["master-id"]:
         values["master-id"] = socket.gethostname()
-    values["_origin"] = origin
-    return values
+    return Settings(**{BY_NAME[name].attr: value for name, value in values.items()}, origin=origin)
+
+
+def defaults() -> Settings:
+    """Every setting at its default (no file, environment or flags)."""
+    return load(argparse.Namespace(), environ={})
 
 
 def _read_file(path: str) -> dict[str, Any]:

@@ -1,31 +1,38 @@
-"""The hot path: chunks of bus bytes through frames and events into the tracker.
+"""The hot path: chunks of bus bytes through frames and Salt events into the job layer.
 
-One `feed` call per chunk takes the metrics lock once for the whole batch of frames in it. A bug in a
-later layer must not stop the exporter either: an unexpected exception on one event is counted as
+The pipeline owns the one lock that guards the job layer and the metrics it writes: one `chunk` call takes
+it once for the whole batch of frames in it, and the scrape takes it to read a consistent snapshot. A bug
+in a later layer must not stop the exporter either: an unexpected exception on one event is counted as
 `internal` and the stream goes on.
 """
 
 from __future__ import annotations
 
+import threading
 from collections import Counter
 from collections.abc import Callable
+from typing import Protocol
 
 import structlog
 
 from exporter.bus.frames import FrameDecoder
 from exporter.health import Health
 from exporter.jobs.tracker import Tracker
-from exporter.salt.events import parse
-from exporter.sinks.metrics import MetricsSink
+from exporter.replay import TimeShift
+from exporter.salt.parse import parse
 
 log = structlog.get_logger("exporter.pipeline")
+
+
+class CategorySink(Protocol):
+    def events_seen(self, counts: dict[str, int]) -> None: ...
 
 
 class Pipeline:
     def __init__(
         self,
         tracker: Tracker,
-        sink: MetricsSink,
+        sink: CategorySink,
         health: Health,
         clock: Callable[[], float] | None = None,
         framing: str | None = None,
@@ -34,6 +41,7 @@ class Pipeline:
 
         `framing` forces one (ZeroMQ delivers bare bodies); None detects it per connection.
         """
+        self.lock = threading.Lock()
         self.tracker = tracker
         self.sink = sink
         self.health = health
@@ -41,6 +49,7 @@ class Pipeline:
         self.fixed_framing = framing
         self.decoder = FrameDecoder(health.count_error)
         self.generation = -1
+        self.shift: TimeShift | None = None  # a recording replayed in a loop reads as new activity
         self._internal_logged = False
 
     def chunk(self, gen: int, gap: bool, data: bytes) -> None:
@@ -53,7 +62,7 @@ class Pipeline:
             return
         if gen != self.generation:
             if self.generation != -1 and self.clock is None:
-                self.tracker.new_epoch()  # a recording replayed in a loop starts over
+                self._new_epoch()
             self.generation = gen
             self.decoder.reset()
         elif gap:
@@ -71,20 +80,30 @@ class Pipeline:
         elif self.clock is not None:
             self.tick()
 
+    def _new_epoch(self) -> None:
+        """A recording starts over (`--replay.loop`): close what is open, forget jids, shift time."""
+        with self.lock:
+            self.tracker.reset()
+        if self.shift is None:
+            self.shift = TimeShift()
+        self.shift.start_epoch()
+
     def bodies(self, bodies: list[bytes]) -> None:
         """Process event bodies (`tag\\n\\n` + msgpack data): frames from a stream, or ZeroMQ messages."""
         tracker = self.tracker
         handle = tracker.handle
-        sink = self.sink
         count_error = self.health.count_error
+        shift = self.shift
         categories: list[str] = []
         seen = categories.append
-        with sink.lock:
+        with self.lock:
             for body in bodies:
                 try:
                     category, event, error = parse(body)
                     seen(category)
                     if event is not None:
+                        if shift is not None:
+                            shift.apply(event, tracker.now)
                         handle(event)
                     elif error is not None:
                         count_error(error)
@@ -93,10 +112,7 @@ class Pipeline:
                     if not self._internal_logged:
                         self._internal_logged = True
                         log.exception("internal_error_on_event", note="counted and skipped; logged once")
-            events = sink.counters["salt_events_total"]
-            for category, n in Counter(categories).items():
-                key = (category,)
-                events[key] = events.get(key, 0) + n
+            self.sink.events_seen(Counter(categories))
             if self.clock is not None:
                 tracker.advance(self.clock())
         self.health.last_event = self.clock() if self.clock is not None else tracker.now
@@ -104,10 +120,17 @@ class Pipeline:
     def tick(self) -> None:
         """Let verdicts fire while the bus is quiet (live mode)."""
         if self.clock is not None:
-            with self.sink.lock:
+            with self.lock:
                 self.tracker.advance(self.clock())
 
     def finish(self, horizon: float) -> None:
         """End of a replay: run the clock `horizon` seconds past the last event, as the CLI would wait."""
-        with self.sink.lock:
+        with self.lock:
             self.tracker.advance(self.tracker.now + horizon)
+
+    def close_all(self) -> int:
+        """Shutdown: hand every open job to the close listeners (spans); returns how many there were."""
+        with self.lock:
+            count = len(self.tracker.open)
+            self.tracker.close_all()
+        return count

@@ -15,6 +15,7 @@ from typing import Any
 import structlog
 
 from exporter.app import Daemon
+from exporter.config import Settings
 
 log = structlog.get_logger("lab.demo")
 
@@ -39,7 +40,7 @@ def _say(text: str) -> None:
 
 def _summary(daemon: Daemon) -> str:
     sink = daemon.core.sink
-    with sink.lock:
+    with daemon.core.pipeline.lock:
         c = sink.counters
 
         def total(name: str, **match: str) -> int:
@@ -62,19 +63,17 @@ def _summary(daemon: Daemon) -> str:
         )
 
 
-def _start_daemon(settings: dict[str, Any], bus: str, loop: bool = False) -> tuple[Daemon, threading.Thread]:
-    demo_settings = dict(settings)
-    demo_settings["bus"] = bus
-    demo_settings["replay.loop"] = loop
+def _start_daemon(settings: Settings, bus: str, loop: bool = False) -> tuple[Daemon, threading.Thread]:
+    demo_settings = settings.replace(bus=bus, replay_loop=loop)
     daemon = Daemon(demo_settings)
     thread = threading.Thread(target=daemon.run, name="exporter", daemon=True)
     thread.start()
     host = daemon.web.host if daemon.web.host != "0.0.0.0" else "127.0.0.1"
-    _say(f"\n  metrics: http://{host}:{daemon.web.port}{settings['web.telemetry-path']}\n")
+    _say(f"\n  metrics: http://{host}:{daemon.web.port}{settings.web_telemetry_path}\n")
     return daemon, thread
 
 
-def run_demo(settings: dict[str, Any], version: str, duration: float, replay_only: bool) -> int:
+def run_demo(settings: Settings, version: str, duration: float, replay_only: bool) -> int:
     stop = threading.Event()
     signal.signal(signal.SIGINT, lambda *a: stop.set())
     signal.signal(signal.SIGTERM, lambda *a: stop.set())
@@ -96,7 +95,7 @@ def run_demo(settings: dict[str, Any], version: str, duration: float, replay_onl
     return _replay(settings, stop, deadline)
 
 
-def _replay(settings: dict[str, Any], stop: threading.Event, deadline: float | None) -> int:
+def _replay(settings: Settings, stop: threading.Event, deadline: float | None) -> int:
     if not BUNDLED.is_file():
         _say(f"no bundled capture at {BUNDLED}")
         return 1
@@ -110,7 +109,7 @@ def _replay(settings: dict[str, Any], stop: threading.Event, deadline: float | N
     return 0
 
 
-def _live(settings: dict[str, Any], lab: Any, stop: threading.Event, deadline: float | None) -> int:
+def _live(settings: Settings, lab: Any, stop: threading.Event, deadline: float | None) -> int:
     lab.write_state("demo", FAILING_STATE.format(root=lab.root))
     daemon, thread = _start_daemon(settings, lab.bus_path)
     minions = list(lab.minion_ids)
@@ -173,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
     except config.ConfigError as exc:
         print(f"scripts/demo: {exc}", file=sys.stderr)
         return 2
-    setup_logging(settings["log.level"], settings["log.format"])
+    setup_logging(settings.log_level, settings.log_format)
     return run_demo(settings, args.salt_version, args.duration, args.replay)
 
 

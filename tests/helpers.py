@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 from typing import Any
 
 from prometheus_client.parser import text_string_to_metric_families
@@ -11,11 +10,9 @@ from exporter import config
 from exporter.app import Core, build_core
 
 
-def settings(**overrides: Any) -> dict[str, Any]:
-    values = config.load(argparse.Namespace(), environ={})
-    for key, value in overrides.items():
-        values[key.replace("__", ".").replace("_", "-")] = value
-    return values
+def settings(**overrides: Any) -> config.Settings:
+    """Defaults with some settings changed, by attribute name (`metrics_max_functions=5`)."""
+    return config.defaults().replace(**overrides)
 
 
 def make_core(clock: Any = None, **overrides: Any) -> Core:

@@ -10,12 +10,12 @@ label (overflow becomes `__other__` and is counted) so a hostile or buggy minion
 from __future__ import annotations
 
 import platform
-import threading
 import time
 from bisect import bisect_left
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from threading import Lock
 from typing import Any
 
 from prometheus_client.core import (
@@ -28,7 +28,8 @@ from prometheus_client.registry import Collector
 
 from exporter import __version__
 from exporter.health import Health
-from exporter.jobs.tracker import FAILURE, SUCCESS, Tracker
+from exporter.jobs.tracker import Tracker
+from exporter.salt.results import FAILURE, SUCCESS
 from exporter.sinks.catalog import METRICS, MetricSpec
 
 OTHER = "__other__"
@@ -70,13 +71,38 @@ class _Hist:
         self.sum += value
 
 
+class _FunctionSlot:
+    """Per function label: the keys of its return counters and its latency histogram, built once."""
+
+    __slots__ = ("failure", "key", "label", "latency", "success")
+
+    def __init__(self, label: str) -> None:
+        self.label = label
+        self.key = (label,)
+        self.success = (label, SUCCESS)
+        self.failure = (label, FAILURE)
+        self.latency: _Hist | None = None
+
+
+class _MinionRow:
+    """One minion's series (`--metrics.minion-label`)."""
+
+    __slots__ = ("failed", "last_return", "no_return", "seen", "succeeded")
+
+    def __init__(self) -> None:
+        self.last_return = 0.0
+        self.succeeded = 0
+        self.failed = 0
+        self.no_return = 0
+        self.seen = 0.0  # last update, for the TTL
+
+
 class MetricsSink:
-    """Implements `tracker.Observer`; all methods are called with `lock` held by the pipeline."""
+    """Implements `exporter.jobs.model.Observer`; called with the pipeline's lock held, as is `snapshot`."""
 
     def __init__(self, config: MetricsConfig, clock: Callable[[], float] = time.time) -> None:
         self.cfg = config
         self.clock = clock
-        self.lock = threading.Lock()
         self.counters: dict[str, dict[tuple[str, ...], float]] = {}
         self.hists: dict[str, dict[tuple[str, ...], _Hist]] = {}
         self.gauges: dict[str, dict[tuple[str, ...], float]] = {}
@@ -116,6 +142,8 @@ class MetricsSink:
             "run",
             "syndic",
             "peer_job",
+            "batch",
+            "unpublished",
             "minion_series",
             "minion_expired",
         ):
@@ -124,10 +152,11 @@ class MetricsSink:
             self._overflow[(label,)] = 0
         self._buckets = {id(fam): self.specs[name].buckets for name, fam in h.items()}
         self._latency_buckets = self.specs["salt_job_return_latency_seconds"].buckets
-        self._latency_by_label: dict[str, _Hist] = {}
+        self._slots: dict[str, _FunctionSlot] = {}  # raw function -> slot (overflowed functions not kept)
+        self._slots_by_label: dict[str, _FunctionSlot] = {}
         self._functions: dict[str, str] = {}
         self._labels: dict[str, dict[str, str]] = {}
-        self._minions: OrderedDict[str, list[float]] = OrderedDict()  # [last_ts, ok, failed, no_return, seen]
+        self._minions: OrderedDict[str, _MinionRow] = OrderedDict()
         self._presence_present: float | None = None
         self._stats: dict[str, dict[str, tuple[float, float]]] = {}
 
@@ -175,23 +204,50 @@ class MetricsSink:
     def job_return(
         self, fun: str, outcome: str, reason: str | None, latency: float | None, minion: str, stamp: float
     ) -> None:
-        label = self._functions.get(fun) or self.fn(fun)
-        key = (label, outcome)
+        slot = self._slots.get(fun) or self._slot(fun)
+        key = slot.success if outcome is SUCCESS else slot.failure
         returns = self._returns
         returns[key] = returns.get(key, 0) + 1
         if reason is not None:
-            self._inc(self._failures, (label, reason))
+            self._inc(self._failures, (slot.label, reason))
         if latency is not None:
-            # _observe() inlined, with the histogram found by label string rather than a new tuple.
-            hist = self._latency_by_label.get(label)
+            hist = slot.latency
             if hist is None:
-                hist = self._latency_by_label[label] = self._latency[(label,)] = _Hist(self._latency_buckets)
+                hist = self._latency_hist(slot)
             if latency < 0:
                 latency = 0.0
             hist.counts[bisect_left(self._latency_buckets, latency)] += 1
             hist.sum += latency
         if self.cfg.minion_label:
-            self._minion(minion, stamp, 1 if outcome is SUCCESS else 2)
+            row = self._minion(minion)
+            if stamp:
+                row.last_return = stamp
+            if outcome is SUCCESS:
+                row.succeeded += 1
+            else:
+                row.failed += 1
+
+    def _slot(self, fun: str) -> _FunctionSlot:
+        """The label keys of one function, resolved once (the function label cap applies here)."""
+        label = self.fn(fun)
+        slot = self._slots_by_label.get(label)
+        if slot is None:
+            slot = self._slots_by_label[label] = _FunctionSlot(label)
+        if label != OTHER:
+            self._slots[fun] = slot
+        return slot
+
+    def _latency_hist(self, slot: _FunctionSlot) -> _Hist:
+        hist = slot.latency = self._latency.get(slot.key)
+        if hist is None:
+            hist = slot.latency = self._latency[slot.key] = _Hist(self._latency_buckets)
+        return hist
+
+    def events_seen(self, counts: dict[str, int]) -> None:
+        events = self._events
+        for category, n in counts.items():
+            key = (category,)
+            events[key] = events.get(key, 0) + n
 
     def unpublished_return(self, fun: str, kind: str) -> None:
         self._inc(self._unpublished, (self.fn(fun), kind))
@@ -220,7 +276,7 @@ class MetricsSink:
     def no_return(self, fun: str, reason: str, minion: str) -> None:
         self._inc(self._no_return, (self.fn(fun), reason))
         if self.cfg.minion_label:
-            self._minion(minion, 0.0, 3)
+            self._minion(minion).no_return += 1
 
     def job_closed(self, fun: str, duration: float) -> None:
         self._observe(self._duration, (self.fn(fun),), duration if duration > 0 else 0.0)
@@ -271,7 +327,7 @@ class MetricsSink:
     def evicted(self, kind: str) -> None:
         self._inc(self._evictions, (kind,))
 
-    def _minion(self, minion: str, stamp: float, slot: int) -> None:
+    def _minion(self, minion: str) -> _MinionRow:
         minion = _clean(minion)
         minions = self._minions
         row = minions.get(minion)
@@ -279,13 +335,11 @@ class MetricsSink:
             if len(minions) >= self.cfg.max_minions:
                 minions.popitem(last=False)
                 self._inc(self._evictions, ("minion_series",))
-            row = minions[minion] = [0.0, 0.0, 0.0, 0.0, 0.0]
+            row = minions[minion] = _MinionRow()
         else:
             minions.move_to_end(minion)
-        if stamp:
-            row[0] = stamp
-        row[slot] += 1
-        row[4] = self.clock()
+        row.seen = self.clock()
+        return row
 
     def expire_minions(self) -> None:
         """Drop per-minion series not updated within the TTL (called at scrape time)."""
@@ -293,7 +347,7 @@ class MetricsSink:
         minions = self._minions
         while minions:
             name, row = next(iter(minions.items()))
-            if row[4] >= cutoff:
+            if row.seen >= cutoff:
                 break
             del minions[name]
             self._inc(self._evictions, ("minion_expired",))
@@ -301,46 +355,50 @@ class MetricsSink:
     # -- snapshot for the collector -----------------------------------------------------------------------
 
     def snapshot(self) -> dict[str, list[tuple[tuple[str, ...], Any]]]:
-        """Copy every family under the lock (the collector formats outside it)."""
-        with self.lock:
-            if self.cfg.minion_label:
-                self.expire_minions()
-            out: dict[str, list[tuple[tuple[str, ...], Any]]] = {}
-            for name, fam in self.counters.items():
-                out[name] = list(fam.items())
-            for name, hfam in self.hists.items():
-                out[name] = [(k, (list(v.counts), v.sum)) for k, v in hfam.items()]
-            if self._presence_present is not None:
-                out["salt_presence_minions"] = [((), self._presence_present)]
-            runs: dict[str, float] = {}
-            means: dict[str, float] = {}
-            for stats in self._stats.values():
-                for cmd, (n, mean) in stats.items():
-                    runs[cmd] = runs.get(cmd, 0.0) + n
-                    means[cmd] = max(means.get(cmd, 0.0), mean)
-            out["salt_master_command_runs"] = [((k,), v) for k, v in runs.items()]
-            out["salt_master_command_mean_seconds"] = [((k,), v) for k, v in means.items()]
-            if self.cfg.minion_label:
-                rows = list(self._minions.items())
-                out["salt_minion_last_return_timestamp_seconds"] = [((m,), r[0]) for m, r in rows if r[0]]
-                ok: list[tuple[tuple[str, ...], Any]] = [((m, SUCCESS), r[1]) for m, r in rows if r[1]]
-                out["salt_minion_returns_total"] = ok + [((m, FAILURE), r[2]) for m, r in rows if r[2]]
-                out["salt_minion_no_return_total"] = [((m,), r[3]) for m, r in rows if r[3]]
-            return out
+        """Copy every family (the collector holds the pipeline's lock, and formats outside it)."""
+        if self.cfg.minion_label:
+            self.expire_minions()
+        out: dict[str, list[tuple[tuple[str, ...], Any]]] = {}
+        for name, fam in self.counters.items():
+            out[name] = list(fam.items())
+        for name, hfam in self.hists.items():
+            out[name] = [(k, (list(v.counts), v.sum)) for k, v in hfam.items()]
+        if self._presence_present is not None:
+            out["salt_presence_minions"] = [((), self._presence_present)]
+        runs: dict[str, float] = {}
+        means: dict[str, float] = {}
+        for stats in self._stats.values():
+            for cmd, (n, mean) in stats.items():
+                runs[cmd] = runs.get(cmd, 0.0) + n
+                means[cmd] = max(means.get(cmd, 0.0), mean)
+        out["salt_master_command_runs"] = [((k,), v) for k, v in runs.items()]
+        out["salt_master_command_mean_seconds"] = [((k,), v) for k, v in means.items()]
+        if self.cfg.minion_label:
+            rows = list(self._minions.items())
+            out["salt_minion_last_return_timestamp_seconds"] = [
+                ((m,), r.last_return) for m, r in rows if r.last_return
+            ]
+            ok: list[tuple[tuple[str, ...], Any]] = [
+                ((m, SUCCESS), r.succeeded) for m, r in rows if r.succeeded
+            ]
+            out["salt_minion_returns_total"] = ok + [((m, FAILURE), r.failed) for m, r in rows if r.failed]
+            out["salt_minion_no_return_total"] = [((m,), r.no_return) for m, r in rows if r.no_return]
+        return out
 
 
 class SaltCollector(Collector):
     """Builds every catalog family at scrape time from the sink, the tracker and the health counters."""
 
-    def __init__(self, sink: MetricsSink, tracker: Tracker, health: Health) -> None:
+    def __init__(self, sink: MetricsSink, tracker: Tracker, health: Health, lock: Lock) -> None:
         self.sink = sink
+        self.lock = lock  # the pipeline's: held while the job layer and the sink are read
         self.tracker = tracker
         self.health = health
 
     def _self_values(self) -> dict[str, list[tuple[tuple[str, ...], Any]]]:
         h = self.health
         tr = self.tracker
-        with self.sink.lock:
+        with self.lock:
             in_flight = float(len(tr.open))
             pending = float(tr.pending_total)
             closed = float(len(tr.closed))
@@ -363,7 +421,8 @@ class SaltCollector(Collector):
         }
 
     def collect(self) -> Iterator[Metric]:
-        values = self.sink.snapshot()
+        with self.lock:
+            values = self.sink.snapshot()
         values.update(self._self_values())
         for spec in METRICS:
             rows = values.get(spec.name)

@@ -20,6 +20,7 @@ import json
 import re
 import threading
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import structlog
@@ -28,13 +29,23 @@ from opentelemetry.context import Context
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import Event, ReadableSpan, SpanProcessor
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
-from opentelemetry.sdk.trace.sampling import Sampler, _get_from_env_or_default
+from opentelemetry.sdk.trace.sampling import (
+    ALWAYS_OFF,
+    ALWAYS_ON,
+    DEFAULT_OFF,
+    DEFAULT_ON,
+    ParentBasedTraceIdRatio,
+    Sampler,
+    TraceIdRatioBased,
+)
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import NonRecordingSpan, SpanContext, SpanKind, Status, StatusCode, TraceFlags
 
 from exporter import __version__
 from exporter.health import Health
-from exporter.jobs.tracker import CLOSED, DEADLINE, FAILURE, SHUTDOWN, Job, RunRecord
+from exporter.jobs.model import CLOSED, DEADLINE, SHUTDOWN, Job, RunRecord
+from exporter.salt.events import lazy
+from exporter.salt.results import FAILURE
 
 log = structlog.get_logger("exporter.sinks.traces")
 
@@ -266,9 +277,10 @@ class TraceSink:
         jid = job.jid
         trace_id, parent = self._root_parent(job)
         end = max(job.last, job.start)
-        returned = len(job.returned)
+        returned = len(job.results)
         failed = job.failed
-        silent = len(job.no_return)
+        silent = len(job.silent)
+        pending = sorted(job.pending_minions()) if status != CLOSED else []
         attributes: dict[str, Any] = {
             "salt.jid": jid,
             "salt.function": job.fun,
@@ -283,26 +295,27 @@ class TraceSink:
             "salt.find_job.probes": job.probes,
             "salt.job.status": status,
         }
-        if self.redactor is not None and job.arg is not None:
-            attributes["salt.arg"] = self.redactor.text(job.arg)
+        arg = lazy(job.raw_arg) if self.redactor is not None else None
+        if self.redactor is not None and arg is not None:
+            attributes["salt.arg"] = self.redactor.text(arg)
         root = self._start(
             f"salt.job {job.fun}", trace_id, span_id_for(jid, "job", ""), parent, job.start, attributes
         )
         if not root.get_span_context().trace_flags.sampled:
-            self._sampled_out(1 + returned + silent + len(job.pending) + len(job.states))
+            self._sampled_out(1 + returned + silent + len(pending) + len(job.states))
             root.end(end_time=int(end * NS))
             return
-        for stamp, kind, _, value in job.events:
-            if kind == "find_job":
+        answers: dict[str, list[tuple[float, str]]] = {}
+        for ev in job.events:
+            if ev.kind == "find_job":
                 root.add_event(
                     "saltutil.find_job",
-                    {"salt.minions": value.split(",") if value else []},
-                    timestamp=int(stamp * NS),
+                    {"salt.minions": ev.value.split(",") if ev.value else []},
+                    timestamp=int(ev.stamp * NS),
                 )
-        answers: dict[str, list[tuple[float, str]]] = {}
-        for stamp, kind, minion, value in job.events:
-            if kind == "find_job_answer":
-                answers.setdefault(minion, []).append((stamp, value))
+            else:
+                answers.setdefault(ev.minion, []).append((ev.stamp, ev.value))
+        via = job.via or {}
         minion_spans: dict[str, _Span] = {}
 
         def minion_span(
@@ -316,7 +329,7 @@ class TraceSink:
                 job.start,
                 {"salt.minion": minion, **attrs},
             )
-            syndic = job.via.get(minion)
+            syndic = via.get(minion)
             if syndic is not None:
                 span.set_attribute("salt.syndic", syndic)
             for stamp, answer in answers.get(minion, ()):
@@ -330,30 +343,24 @@ class TraceSink:
             span.end(end_time=int(max(at, job.start) * NS))
             return span
 
-        for minion, result in job.returned.items():
-            attrs: dict[str, Any] = {}
-            if result is not None:
-                attrs = {
-                    "salt.outcome": result.outcome,
-                    "salt.retcode": result.retcode,
-                    "salt.late": result.late,
-                }
-                if result.success is not None:
-                    attrs["salt.success"] = result.success
-                if result.reason:
-                    attrs["salt.failure_reason"] = result.reason
+        for minion, result in job.results.items():
+            attrs: dict[str, Any] = {
+                "salt.outcome": result.outcome,
+                "salt.retcode": result.retcode,
+                "salt.late": result.late,
+            }
+            if result.success is not None:
+                attrs["salt.success"] = result.success
+            if result.reason:
+                attrs["salt.failure_reason"] = result.reason
             if self.redactor is not None:
                 if minion in job.fun_args:
                     attrs["salt.fun_args"] = self.redactor.text(job.fun_args[minion])
                 if minion in job.returns:
                     attrs["salt.return"] = self.redactor.text(job.returns[minion])
-            failed_error = (
-                f"failed: {result.reason}" if result is not None and result.outcome is FAILURE else None
-            )
-            minion_spans[minion] = minion_span(
-                minion, attrs, result.stamp if result is not None else job.start, failed_error
-            )
-        for minion, (at, reason) in job.no_return.items():
+            failed_error = f"failed: {result.reason}" if result.outcome is FAILURE else None
+            minion_spans[minion] = minion_span(minion, attrs, result.stamp, failed_error)
+        for minion, (at, reason) in job.silent.items():
             minion_span(
                 minion,
                 {"salt.outcome": "no_return", "salt.no_return.reason": reason},
@@ -361,7 +368,7 @@ class TraceSink:
                 f"did not return: {reason}",
                 silent_at=at if job.probes and reason != DEADLINE else None,
             )
-        for minion in sorted(job.pending):
+        for minion in pending:
             minion_span(
                 minion,
                 {"salt.outcome": "pending"},
@@ -380,11 +387,11 @@ class TraceSink:
 
     def _state_spans(self, job: Job, trace_id: int, parents: dict[str, _Span]) -> None:
         by_minion: dict[str, list[tuple[str, str, float, bool | None]]] = {}
-        for minion, name, start, duration_ms, ok in job.states:
-            by_minion.setdefault(minion, []).append((name, start, duration_ms, ok))
+        for st in job.states:
+            by_minion.setdefault(st.minion, []).append((st.name, st.start, st.duration_ms, st.result))
         for minion, states in by_minion.items():
             parent = parents.get(minion)
-            result = job.returned.get(minion)
+            result = job.results.get(minion)
             if parent is None or result is None:
                 continue
             known = [
@@ -460,11 +467,11 @@ def _clock_seconds(text: str) -> float | None:
         return None
 
 
-def _otlp_exporter(settings: dict[str, Any], env: Mapping[str, str]) -> SpanExporter:
+def _otlp_exporter(cfg: TracesConfig, env: Mapping[str, str]) -> SpanExporter:
     protocol = env.get("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL") or env.get("OTEL_EXPORTER_OTLP_PROTOCOL")
-    if settings.get("_origin", {}).get("otlp.protocol", "default") != "default" or not protocol:
-        protocol = settings["otlp.protocol"]
-    endpoint = settings.get("otlp.endpoint")
+    if cfg.protocol_set or not protocol:
+        protocol = cfg.otlp_protocol
+    endpoint = cfg.otlp_endpoint
     if protocol == "grpc":
         from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcExporter
 
@@ -477,29 +484,69 @@ def _otlp_exporter(settings: dict[str, Any], env: Mapping[str, str]) -> SpanExpo
     return HttpExporter()
 
 
+@dataclass(frozen=True, slots=True)
+class TracesConfig:
+    master_id: str
+    otlp_endpoint: str | None = None
+    otlp_protocol: str = "http/protobuf"
+    protocol_set: bool = False  # --otlp.protocol given: it wins over OTEL_EXPORTER_OTLP_PROTOCOL
+    include_args: bool = False
+    redact: tuple[str, ...] = ("password", "passwd", "token", "key", "secret")
+    max_attribute_size: int = 1024
+    max_state_spans: int = 100
+    max_queue: int = 8192
+
+
+_SAMPLERS: dict[str, Sampler] = {
+    "always_on": ALWAYS_ON,
+    "always_off": ALWAYS_OFF,
+    "parentbased_always_on": DEFAULT_ON,
+    "parentbased_always_off": DEFAULT_OFF,
+}
+
+
+def sampler_from_env(env: Mapping[str, str]) -> Sampler:
+    """OTEL_TRACES_SAMPLER / OTEL_TRACES_SAMPLER_ARG as the OpenTelemetry spec defines them (the SDK's own
+    reader is private); an unknown value is logged and the default, parentbased_always_on, is used."""
+    name = env.get("OTEL_TRACES_SAMPLER", "parentbased_always_on").strip().lower()
+    if name in _SAMPLERS:
+        return _SAMPLERS[name]
+    if name in ("traceidratio", "parentbased_traceidratio"):
+        try:
+            ratio = float(env.get("OTEL_TRACES_SAMPLER_ARG", "1.0"))
+        except ValueError:
+            ratio = -1.0
+        if not 0.0 <= ratio <= 1.0:
+            log.warning(
+                "bad_sampler_arg", value=env.get("OTEL_TRACES_SAMPLER_ARG"), fix="a ratio from 0 to 1"
+            )
+            ratio = 1.0
+        return TraceIdRatioBased(ratio) if name == "traceidratio" else ParentBasedTraceIdRatio(ratio)
+    log.warning(
+        "unknown_sampler", value=name, using="parentbased_always_on", known=[*_SAMPLERS, "traceidratio"]
+    )
+    return DEFAULT_ON
+
+
 def build_trace_sink(
-    settings: dict[str, Any], health: Health, env: Mapping[str, str], exporter: SpanExporter | None = None
+    cfg: TracesConfig, health: Health, env: Mapping[str, str], exporter: SpanExporter | None = None
 ) -> TraceSink:
     """The composition root's entry: provider, sampler, resource, bounded batching, OTLP exporter."""
     resource = Resource.create(
         {
             "service.name": env.get("OTEL_SERVICE_NAME") or "salt-event-exporter",
-            "salt.master.id": settings["master-id"],
+            "salt.master.id": cfg.master_id,
         }
     )
-    sampler: Sampler = _get_from_env_or_default()
-    processor = _BoundedBatch(exporter or _otlp_exporter(settings, env), health, settings["traces.max-queue"])
-    redactor = (
-        Redactor(settings["traces.redact"], settings["traces.max-attribute-size"])
-        if settings["traces.include-args"]
-        else None
-    )
+    sampler = sampler_from_env(env)
+    processor = _BoundedBatch(exporter or _otlp_exporter(cfg, env), health, cfg.max_queue)
+    redactor = Redactor(cfg.redact, cfg.max_attribute_size) if cfg.include_args else None
     return TraceSink(
         processor,
         sampler,
         resource,
-        settings["master-id"],
+        cfg.master_id,
         redactor,
         health,
-        settings["traces.max-state-spans"],
+        cfg.max_state_spans,
     )

@@ -8,7 +8,6 @@ instead of dying, so the target turns that count into a failure for the fuzzer t
 
 from __future__ import annotations
 
-import argparse
 import sys
 
 import atheris
@@ -17,15 +16,12 @@ with atheris.instrument_imports():
     from exporter import config
     from exporter.app import build_core
 
-SETTINGS = config.load(argparse.Namespace(), environ={})
-SETTINGS.update(
-    {
-        "max-jobs": 50,
-        "max-closed-jobs": 50,
-        "metrics.max-functions": 20,
-        "metrics.minion-label": True,
-        "metrics.max-minions": 20,
-    }
+SETTINGS = config.defaults().replace(
+    max_jobs=50,
+    max_closed_jobs=50,
+    metrics_max_functions=20,
+    metrics_minion_label=True,
+    metrics_max_minions=20,
 )
 CORE = build_core(SETTINGS, None, environ={})
 RUNS = [0]

@@ -32,8 +32,8 @@ KNOWN = {name for spec in METRICS for name in series_names(spec)} | {"up"}
 # Prose (README, annotations) may name a histogram family by its base name.
 KNOWN_IN_PROSE = KNOWN | {spec.name for spec in METRICS}
 PROSE_NAME = re.compile(r"\b(salt_[a-z0-9_]+)\b")
-# Captures recorded from real masters: the project's own first, the team's shared ones as a fallback.
-CAPTURE_DIRS = (ROOT / "tests" / "fixtures", ROOT.parent / "shared" / "captures")
+# Captures recorded from real masters: the project's own fixtures only (tests/fixtures/README.md).
+CAPTURE_DIRS = (ROOT / "tests" / "fixtures",)
 SYNDIC_FIXTURES = ROOT / "tests" / "fixtures" / "syndic"
 
 # PromQL (Prometheus 2.x): everything an identifier can be besides a metric name.
@@ -305,8 +305,8 @@ def first_stamp(capture: Path) -> str:
 
 
 def real_master_capture(series: str, out: Path) -> Path:
-    """Every recorded scenario of the newest Salt `series` (e.g. "3008") in recording order, as one capture:
-    tests/fixtures first, ../shared/captures only when the project has none."""
+    """Every recorded scenario of the newest Salt `series` (e.g. "3008") in tests/fixtures, in recording
+    order, as one capture."""
     for base in CAPTURE_DIRS:
         versions = sorted(
             (d for d in base.glob(f"{series}.*") if any(d.glob("*.bin"))),

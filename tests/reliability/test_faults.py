@@ -3,7 +3,6 @@ and an exporter restarted in the middle of a job."""
 
 from __future__ import annotations
 
-import argparse
 import subprocess
 import textwrap
 import threading
@@ -35,8 +34,7 @@ BURST = textwrap.dedent("""
 
 
 def in_process_daemon(bus: str, **overrides: Any) -> tuple[Daemon, threading.Thread]:
-    settings = config.load(argparse.Namespace(), environ={})
-    settings.update({"bus": bus, "web.listen-address": f"127.0.0.1:{free_port()}", **overrides})
+    settings = config.defaults().replace(bus=bus, web_listen_address=f"127.0.0.1:{free_port()}", **overrides)
     daemon = Daemon(settings)
     thread = threading.Thread(target=daemon.run, daemon=True)
     thread.start()
@@ -48,7 +46,7 @@ def scrape(daemon: Daemon) -> dict[str, float]:
 
 
 def test_stalled_processing_never_stalls_the_master(salt_lab: SaltLab, tmp_path: Path) -> None:
-    daemon, thread = in_process_daemon(salt_lab.bus_path, **{"buffer.size": 256 * 1024})
+    daemon, thread = in_process_daemon(salt_lab.bus_path, buffer_size=256 * 1024)
     stall = threading.Event()
     chunk = daemon.core.pipeline.chunk
 

@@ -79,9 +79,9 @@ def core_small() -> Any:
     return make_core(
         max_jobs=20,
         max_closed_jobs=20,
-        metrics__max_functions=10,
-        metrics__minion_label=True,
-        metrics__max_minions=10,
+        metrics_max_functions=10,
+        metrics_minion_label=True,
+        metrics_max_minions=10,
     )
 
 

@@ -12,8 +12,8 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import StatusCode
 
-from exporter.app import replay
-from exporter.salt.events import parse_stamp
+from exporter.replay import replay
+from exporter.salt.stamps import parse_stamp
 from tests import wire
 from tests.daemon import EXE
 from tests.helpers import settings
@@ -71,7 +71,8 @@ def test_find_job_probes_are_events_not_traces(version: str) -> None:
 
 def _stamp_of_new(capture: Path, jid: str) -> str:
     from exporter.bus.frames import FrameDecoder
-    from exporter.salt.events import JobNew, parse
+    from exporter.salt.events import JobNew
+    from exporter.salt.parse import parse
 
     for body in FrameDecoder(lambda r: None).feed(capture.read_bytes()):
         _, event, _ = parse(body)
@@ -98,7 +99,7 @@ def test_trace_id_derivation_and_determinism() -> None:
 
 
 def test_state_span_cap() -> None:
-    spans = spans_of(FIXTURES / "3008.4" / "state_fail.bin", traces__max_state_spans=2)
+    spans = spans_of(FIXTURES / "3008.4" / "state_fail.bin", traces_max_state_spans=2)
     root = next(s for s in spans if s.parent is None and s.name == "salt.job state.apply")
     assert len([s for s in spans if s.name.startswith("state ")]) == 2
     assert root.attributes["salt.state_spans.cap"] == 2
@@ -156,7 +157,7 @@ def test_secrets_stay_out_of_spans_and_logs_by_default(tmp_path: Path) -> None:
 
 
 def test_opt_in_payload_is_redacted_and_capped(tmp_path: Path) -> None:
-    spans = spans_of(secret_capture(tmp_path), traces__include_args=True, traces__max_attribute_size=60)
+    spans = spans_of(secret_capture(tmp_path), traces_include_args=True, traces_max_attribute_size=60)
     root = next(s for s in spans if s.parent is None)
     minion = next(s for s in spans if s.name == "m1")
     assert "password=[REDACTED]" in root.attributes["salt.arg"]

@@ -21,18 +21,18 @@ def test_precedence_defaults_file_env_flags(tmp_path) -> None:
     cfg.write_text("timeout: 7\ngather-job-timeout: 20\njob-deadline: 30\n")
     env = {"SALT_EXPORTER_GATHER_JOB_TIMEOUT": "25", "SALT_EXPORTER_JOB_DEADLINE": "40"}
     values = config.load(parse(["--config.file", str(cfg), "--job-deadline", "50"]), environ=env)
-    assert values["timeout"] == 7.0  # file
-    assert values["gather-job-timeout"] == 25.0  # env beats file
-    assert values["job-deadline"] == 50.0  # flag beats env
-    assert values["max-jobs"] == 10_000  # default
-    assert values["_origin"]["job-deadline"] == "flag --job-deadline"
+    assert values.timeout == 7.0  # file
+    assert values.gather_job_timeout == 25.0  # env beats file
+    assert values.job_deadline == 50.0  # flag beats env
+    assert values.max_jobs == 10_000  # default
+    assert values.origin["job-deadline"] == "flag --job-deadline"
 
 
 def test_boolean_flags_and_env() -> None:
-    assert config.load(parse(["--metrics.minion-label"]), environ={})["metrics.minion-label"] is True
+    assert config.load(parse(["--metrics.minion-label"]), environ={}).metrics_minion_label is True
     env = {"SALT_EXPORTER_METRICS_MINION_LABEL": "yes"}
-    assert config.load(parse([]), environ=env)["metrics.minion-label"] is True
-    assert config.load(parse(["--no-metrics.minion-label"]), environ=env)["metrics.minion-label"] is False
+    assert config.load(parse([]), environ=env).metrics_minion_label is True
+    assert config.load(parse(["--no-metrics.minion-label"]), environ=env).metrics_minion_label is False
 
 
 @pytest.mark.parametrize(

@@ -18,10 +18,9 @@ from exporter.salt.events import (
     Presence,
     RunEvent,
     SyndicEvent,
-    jid_time,
-    parse,
-    parse_stamp,
 )
+from exporter.salt.parse import parse
+from exporter.salt.stamps import jid_time, parse_stamp
 from tests import wire
 
 BASE = calendar.timegm((2026, 11, 24, 18, 15, 10, 0, 0, 0))

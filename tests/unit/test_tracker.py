@@ -238,7 +238,7 @@ def test_flood_keeps_deadline_queue_bounded() -> None:
 
 
 def test_function_label_is_capped() -> None:
-    core = make_core(metrics__max_functions=3)
+    core = make_core(metrics_max_functions=3)
     feed(core, *(wire.ret("req", f"m{i}", f"evil.fun{i}", T0) for i in range(10)))
     text = core.exposition().decode()
     import re
@@ -296,7 +296,7 @@ def test_syndic_copies_not_counted_twice() -> None:
 
 def test_per_minion_series_opt_in_capped_and_expired() -> None:
     now = [T0]
-    core = make_core(clock=None, metrics__minion_label=True, metrics__max_minions=2, metrics__minion_ttl=60.0)
+    core = make_core(clock=None, metrics_minion_label=True, metrics_max_minions=2, metrics_minion_ttl=60.0)
     core.sink.clock = lambda: now[0]
     feed(core, *(wire.ret("req", f"m{i}", "test.ping", T0) for i in range(3)))
     assert value(core, 'salt_minion_returns_total{minion="m2",outcome="success"}') == 1
@@ -359,7 +359,7 @@ def test_cluster_jobs_belong_to_the_publishing_master_s_exporter() -> None:
 
 def test_cluster_peer_jobs_are_bounded() -> None:
     core = make_core()
-    core.tracker.cfg.max_peer_jobs = 2
+    core.tracker.peer_jobs.cap = 2
     feed(
         core, *(wire.new(f"2027011508000000001{i}", "test.ping", ["b1"], T0, __peer_id="B") for i in range(3))
     )
