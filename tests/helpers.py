@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import threading
+import time
+from collections.abc import Callable
 from typing import Any
 
 from prometheus_client.parser import text_string_to_metric_families
@@ -33,3 +36,45 @@ def samples(exposition: bytes | str) -> dict[str, float]:
 def value(core_or_text: Core | bytes | str, key: str) -> float:
     text = core_or_text.exposition() if isinstance(core_or_text, Core) else core_or_text
     return samples(text).get(key, 0.0)
+
+
+def wait_until(predicate: Callable[[], Any], timeout: float, what: str, interval: float = 0.05) -> Any:
+    """Poll `predicate` until it returns something truthy (returned); fail naming `what` after `timeout` s.
+
+    For tests that would otherwise sleep and hope: wait for the condition itself, with a deadline."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = predicate()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what} (last: {result!r})")
+        time.sleep(interval)
+
+
+class LogTail:
+    """Reads a process's log pipe line by line in a thread, so a test can wait for a log event while the
+    process runs and still have every line once it has exited (`close`)."""
+
+    def __init__(self, stream: Any) -> None:
+        self._lines: list[str] = []
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._read, args=(stream,), daemon=True)
+        self._thread.start()
+
+    def _read(self, stream: Any) -> None:
+        for line in iter(stream.readline, ""):
+            with self._lock:
+                self._lines.append(line)
+
+    def text(self) -> str:
+        with self._lock:
+            return "".join(self._lines)
+
+    def wait_for(self, needle: str, timeout: float = 20.0) -> str:
+        return wait_until(lambda: needle in self.text() and self.text(), timeout, f"{needle!r} in the log")
+
+    def close(self, timeout: float = 20.0) -> str:
+        """Every line, once the stream has ended (the process exited)."""
+        self._thread.join(timeout)
+        return self.text()
