@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import os
 import subprocess
+from io import BytesIO
 from pathlib import Path
+from typing import Any
 
+import msgpack
 import pytest
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import StatusCode
 
 from exporter.replay import replay
-from exporter.salt.stamps import parse_stamp
 from tests import wire
 from tests.daemon import EXE
 from tests.helpers import settings
@@ -62,25 +65,57 @@ def test_find_job_probes_are_events_not_traces(version: str) -> None:
     answers = [e for s in spans for e in s.events if e.name == "find_job answer"]
     assert {e.attributes["salt.find_job.answer"] for e in answers} >= {"running"}
     assert all(s.status.status_code is not StatusCode.ERROR for s in spans)
+    # The oracle is the capture itself, read here without the exporter's decoder: the one cmd.run publish.
+    events = _wire_events(capture)
+    publishes = [
+        (tag.split("/")[2], data)
+        for tag, data in events
+        if tag.startswith("salt/job/") and tag.endswith("/new") and data.get("fun") == "cmd.run"
+    ]
+    assert len(publishes) == 1, [tag for tag, _ in events]
+    jid, publish = publishes[0]
+    assert root.attributes["salt.jid"] == jid
+    assert root.context.trace_id == int.from_bytes(hashlib.sha256(jid.encode()).digest()[:16], "big")
     # Timing: the root starts at the publish _stamp; minion spans end at their return _stamps.
-    jid = root.attributes["salt.jid"]
-    assert jid == str(root.attributes["salt.jid"])
-    assert abs(root.start_time / 1e9 - (parse_stamp(_stamp_of_new(capture, str(jid))) or 0)) < 1e-6
+    assert abs(root.start_time / 1e9 - _unix(publish["_stamp"])) < 1e-6
+    returns = {
+        tag.rsplit("/", 1)[1]: _unix(data["_stamp"])
+        for tag, data in events
+        if tag.startswith(f"salt/job/{jid}/ret/")
+    }
+    minion_spans = {
+        s.name: s for s in spans if s.parent is not None and s.parent.span_id == root.context.span_id
+    }
+    assert set(minion_spans) == set(returns)
+    for minion, at in returns.items():
+        assert abs(minion_spans[minion].end_time / 1e9 - at) < 1e-6, minion
     assert all(s.end_time <= root.end_time for s in spans)
 
 
-def _stamp_of_new(capture: Path, jid: str) -> str:
-    from exporter.bus.frames import FrameDecoder
-    from exporter.salt.events import JobNew
-    from exporter.salt.parse import parse
+def _wire_events(capture: Path) -> list[tuple[str, dict[str, Any]]]:
+    """(tag, data) of every event in a recording, decoded with msgpack alone: plain back-to-back
+    {"head", "body"} maps, or the 4-byte length prefix of 3006.26+."""
+    raw = capture.read_bytes()
+    frames: list[Any] = []
+    if 0x80 <= raw[0] <= 0x8F:
+        frames = list(msgpack.Unpacker(BytesIO(raw), raw=True, strict_map_key=False))
+    else:
+        pos = 0
+        while pos < len(raw):
+            size = int.from_bytes(raw[pos : pos + 4], "big")
+            frames.append(msgpack.unpackb(raw[pos + 4 : pos + 4 + size], raw=True, strict_map_key=False))
+            pos += 4 + size
+    out = []
+    for frame in frames:
+        tag, _, data = frame[b"body"].partition(b"\n\n")
+        out.append((tag.decode(), msgpack.unpackb(data, raw=False, strict_map_key=False)))
+    return out
 
-    for body in FrameDecoder(lambda r: None).feed(capture.read_bytes()):
-        _, event, _ = parse(body)
-        if isinstance(event, JobNew) and event.jid == jid:
-            import msgpack
 
-            return msgpack.unpackb(body[body.find(b"\n\n") + 2 :])["_stamp"]
-    raise AssertionError("no publish")
+def _unix(stamp: str) -> float:
+    """A Salt `_stamp` (ISO 8601, UTC; no offset before 3008) as Unix time."""
+    parsed = dt.datetime.fromisoformat(stamp)
+    return (parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)).timestamp()
 
 
 def test_trace_id_derivation_and_determinism() -> None:
