@@ -78,3 +78,10 @@ class LogTail:
         """Every line, once the stream has ended (the process exited)."""
         self._thread.join(timeout)
         return self.text()
+
+
+def running_jobs(lab: Any, minion: str) -> list[str]:
+    """Jids a lab minion (lab.saltlab.SaltLab) is running now: its proc files, cachedir/proc/<jid>, which the
+    minion writes when a job starts and removes when it ends."""
+    proc = lab.minion_conf_dir(minion).parent / "cache" / "proc"
+    return [p.name for p in proc.glob("*")] if proc.is_dir() else []

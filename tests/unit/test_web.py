@@ -21,6 +21,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from tests.daemon import EXE, RunningDaemon
+from tests.helpers import LogTail
 
 CAPTURE = str(Path(__file__).parents[1] / "fixtures" / "3008.4" / "ping.bin")
 
@@ -133,6 +134,7 @@ def test_reload_on_sighup_without_dropping_scrapes(tmp_path) -> None:
     web = tmp_path / "web.yml"
     web.write_text(f"basic_auth_users:\n  prom: '{hashed('one')}'\n  keep: '{hashed('k')}'\n")
     daemon = RunningDaemon("--bus", CAPTURE, "--web.config.file", str(web))
+    log = LogTail(daemon.proc.stderr)
     failures: list[int] = []
     stop = threading.Event()
 
@@ -156,14 +158,18 @@ def test_reload_on_sighup_without_dropping_scrapes(tmp_path) -> None:
         # A broken file keeps the previous settings.
         web.write_text("basic_auth_users: [not, a, map]\n")
         daemon.proc.send_signal(signal.SIGHUP)
-        time.sleep(1)
+        log.wait_for('"event": "web_config_reload_failed"')  # the broken file was read and refused
         assert daemon.get("/metrics", auth=("prom", "two")).status_code == 200
     finally:
         stop.set()
         thread.join()
-        _, err = daemon.stop()
+        daemon.proc.send_signal(signal.SIGTERM)
+        daemon.proc.wait(timeout=20)
+        err = log.close()
+        daemon.stop()
     assert failures == []
-    assert "web_config_reload_failed" in err
+    assert err.count('"event": "web_config_reload_failed"') == 1
+    assert err.count('"event": "web_config_reloaded"') == 1
 
 
 @pytest.mark.parametrize(
