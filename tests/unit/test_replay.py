@@ -24,6 +24,7 @@ from tests.helpers import samples, settings
 FIXTURES = Path(__file__).parents[1] / "fixtures"
 CAPTURES = sorted(FIXTURES.glob("*/*.bin"))
 VERSIONS = sorted({p.parent.name for p in CAPTURES})
+SCENARIOS = ("ping", "find_job", "killed_minion", "no_key", "state_fail", "schedule", "async_batch", "runner")
 SILENT = re.compile(r"Minion did not return\. \[(Not connected|No response)\]")
 MINION_HEADER = re.compile(r"^(lab-minion-\d+|nosuch):\s*$")
 STATE_SUMMARY = re.compile(r"^(Succeeded|Failed):\s+(\d+)", re.MULTILINE)
@@ -95,9 +96,13 @@ def cli_oracle(cli_text: str) -> tuple[set[str], dict[str, str]]:
 
 def test_fixtures_exist_for_two_framings() -> None:
     versions = {p.parent.name for p in CAPTURES}
-    assert {"3008.4", "3006.29"} <= versions
-    assert (FIXTURES / "3006.29" / "ping.bin").read_bytes()[:1] == b"\x00"  # 4-byte length prefix
-    assert (FIXTURES / "3008.4" / "ping.bin").read_bytes()[:1] == b"\x82"  # plain msgpack map
+    assert {"3006.29", "3006.30", "3007.16", "3007.17", "3008.4", "3008.5"} <= versions
+    for version in versions:
+        assert {p.stem for p in (FIXTURES / version).glob("*.bin")} == set(SCENARIOS), version
+    for version in ("3006.29", "3006.30"):
+        assert (FIXTURES / version / "ping.bin").read_bytes()[:1] == b"\x00"  # 4-byte length prefix
+    for version in ("3007.16", "3007.17", "3008.4", "3008.5"):
+        assert (FIXTURES / version / "ping.bin").read_bytes()[:1] == b"\x82"  # plain msgpack map
 
 
 @pytest.mark.parametrize("capture", CAPTURES, ids=lambda p: f"{p.parent.name}-{p.stem}")
