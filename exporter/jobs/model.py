@@ -116,6 +116,7 @@ class Job:
     targeted: int = 0
     failed: int = 0
     last: float = 0.0
+    is_state: bool = False  # a state.* function: returns carry per-state results
     # The find_job rounds (exporter.jobs.verdict).
     probes: int = 0
     last_probe: float = 0.0

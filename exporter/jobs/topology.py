@@ -24,9 +24,9 @@ from exporter.salt.events import (
     FIND_JOB,
     Event,
     JobNew,
+    JobReturn,
     MinionStart,
     PeerJobNew,
-    PeerReturn,
     Presence,
     SyndicEvent,
 )
@@ -122,7 +122,7 @@ class Topology(JobsState):
     def _on_peer_new(self, ev: PeerJobNew) -> None:
         self.peer_jobs.put(ev.jid, None)
 
-    def _on_peer_return(self, ev: PeerReturn) -> None:
+    def _on_peer_return(self, ev: JobReturn) -> None:
         jid = ev.jid
         if ev.fun == FIND_JOB:
             if jid in self.probes:

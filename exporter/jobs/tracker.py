@@ -21,9 +21,6 @@ from exporter.jobs.topology import Topology
 from exporter.jobs.verdict import FindJobVerdicts
 from exporter.salt.events import (
     FIND_JOB,
-    HAS_CMD,
-    HAS_SCHEDULE,
-    HAS_USER,
     ActEvent,
     BatchEvent,
     Beacon,
@@ -33,7 +30,6 @@ from exporter.salt.events import (
     MasterStats,
     MinionStart,
     PeerJobNew,
-    PeerReturn,
     Presence,
     RunEvent,
     SyndicEvent,
@@ -44,6 +40,7 @@ from exporter.salt.results import FAILURE, STATE_PREFIX, SUCCESS, StateRun, clas
 class Tracker(FindJobVerdicts, Topology, RunsAndBatches, JobsState):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self._detail = self.cfg.detail
         self._dispatch: dict[type, Callable[[Any], None]] = {
             JobReturn: self._on_return,
             JobNew: self._on_new,
@@ -56,7 +53,6 @@ class Tracker(FindJobVerdicts, Topology, RunsAndBatches, JobsState):
             MasterStats: self._on_stats,
             SyndicEvent: self._on_syndic,
             PeerJobNew: self._on_peer_new,
-            PeerReturn: self._on_peer_return,
         }
 
     def handle(self, event: Event) -> None:
@@ -68,7 +64,13 @@ class Tracker(FindJobVerdicts, Topology, RunsAndBatches, JobsState):
             heap = self._heap
             if heap and heap[0][0] <= stamp:
                 self.advance(stamp)
-        self._dispatch[type(event)](event)
+        if type(event) is JobReturn:  # most events: skip the table
+            if event.peer:
+                self._on_peer_return(event)
+            else:
+                self._on_return(event)
+        else:
+            self._dispatch[type(event)](event)
 
     def close_all(self, status: str = SHUTDOWN) -> None:
         """Hand every open job to the listeners (shutdown); metrics are not touched."""
@@ -117,6 +119,7 @@ class Tracker(FindJobVerdicts, Topology, RunsAndBatches, JobsState):
             self.open[jid] = old
             return old
         job = Job(jid, ev.fun, ev.tgt, ev.tgt_type, ev.user, ev.stamp, ev.traceparent)
+        job.is_state = ev.fun.startswith(STATE_PREFIX)
         job.last = ev.stamp
         job.batch = jid in self.batches
         if self.cfg.detail:
@@ -147,14 +150,18 @@ class Tracker(FindJobVerdicts, Topology, RunsAndBatches, JobsState):
             self.obs.duplicate_return(fun)
             return
         run: StateRun | None = None
-        if fun[:6] == STATE_PREFIX:
-            outcome, reason, run = classify(ev, minion if self.cfg.detail else None)
-        elif ev.success is False:
-            outcome, reason = FAILURE, "success"
-        elif ev.retcode != 0:
-            outcome, reason = FAILURE, "retcode"
+        detail = self._detail
+        if job.is_state:
+            outcome, reason, run = classify(ev, minion if detail else None)
         else:
-            outcome, reason = SUCCESS, None
+            # classify() without the state part, inlined: this runs for almost every event.
+            retcode = ev.retcode
+            if ev.success is False:
+                outcome, reason = FAILURE, "success"
+            elif (retcode != 0) if type(retcode) is int else (retcode is not None):
+                outcome, reason = FAILURE, "retcode"
+            else:
+                outcome, reason = SUCCESS, None
         minions[minion] = RETURNED
         if state == PENDING:
             job.pending -= 1
@@ -169,7 +176,7 @@ class Tracker(FindJobVerdicts, Topology, RunsAndBatches, JobsState):
             self.obs.state_results(
                 fun, run.succeeded, run.failed, run.skipped, run.changed, run.duration_ms / 1000.0
             )
-        if self.cfg.detail:
+        if detail:
             self._keep_detail(job, ev, outcome, reason, state == SILENT, run)
         if job.closed:
             return
@@ -182,7 +189,7 @@ class Tracker(FindJobVerdicts, Topology, RunsAndBatches, JobsState):
         self, job: Job, ev: JobReturn, outcome: str, reason: str | None, late: bool, run: StateRun | None
     ) -> None:
         minion = ev.minion
-        job.results[minion] = MinionResult(ev.stamp, outcome, reason, ev.retcode, ev.success, late)
+        job.results[minion] = MinionResult(ev.stamp, outcome, reason, ev.retcode_int, ev.success_bool, late)
         if self.cfg.keep_payload:
             job.fun_args[minion] = ev.fun_args
             job.returns[minion] = ev.ret
@@ -197,12 +204,11 @@ class Tracker(FindJobVerdicts, Topology, RunsAndBatches, JobsState):
             self.obs.duplicate_return(ev.fun)
             return
         self.unpublished.put(key, None)
-        flags = ev.flags
-        if not flags & HAS_CMD:
+        if not ev.cmd:
             kind = "syndic"  # relayed by a syndic (salt.master._syndic_return): a job of a lower master
-        elif flags & HAS_SCHEDULE:
+        elif ev.schedule:
             kind = "scheduled"
-        elif ev.jid in ("req", "nocache") or not flags & HAS_USER:
+        elif ev.jid in ("req", "nocache") or not ev.user:
             kind = "salt_call"
         else:
             kind = "unknown_jid"

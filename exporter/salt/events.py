@@ -17,12 +17,6 @@ import msgspec
 FIND_JOB: Final = "saltutil.find_job"
 UNKNOWN: Final = "unknown"
 
-# JobReturn.flags: keys whose presence (not value) tells where a return came from.
-HAS_SCHEDULE: Final = 1  # a scheduled job's return names its schedule
-HAS_USER: Final = 2  # a publish through the master carries the user; salt-call's returns do not
-HAS_CMD: Final = (
-    4  # every minion return has `cmd`; a syndic's relayed return (salt.master._syndic_return) not
-)
 
 Raw = msgspec.Raw
 _decode_any = msgspec.msgpack.Decoder().decode
@@ -49,59 +43,82 @@ def lazy(value: Any) -> Any:
         return None
 
 
-class JobReturn:
-    """One minion's return (`salt/job/<jid>/ret/<minion>`)."""
+_ABSENT = Raw(b"")
+_UNDECODED = msgspec.UNSET
 
-    __slots__ = ("_fun_args", "_ret", "flags", "fun", "jid", "minion", "retcode", "stamp", "success")
 
-    def __init__(
-        self,
-        jid: str,
-        minion: str,
-        fun: str,
-        stamp: float,
-        retcode: int,
-        success: bool | None,
-        ret: Any,
-        fun_args: Any,
-        flags: int,
-    ) -> None:
-        self.jid = jid
-        self.minion = minion
-        self.fun = fun
-        self.stamp = stamp
-        self.retcode = retcode  # 0, or non-zero when the minion's retcode was non-zero or not an int
-        self.success = success
-        self._ret = ret
-        self._fun_args = fun_args
-        self.flags = flags
+class JobReturn(
+    msgspec.Struct,
+    rename={
+        "raw_stamp": "_stamp",
+        "raw_ret": "return",
+        "raw_fun_args": "fun_args",
+        "peer": "__peer_id",
+        # Set after decoding, from the tag: names no real return map has.
+        "jid": "salt-event-exporter:jid",
+        "minion": "salt-event-exporter:minion",
+        "stamp": "salt-event-exporter:stamp",
+        "decoded_ret": "salt-event-exporter:ret",
+        "decoded_fun_args": "salt-event-exporter:fun_args",
+    },
+    gc=False,
+):
+    """One minion's return (`salt/job/<jid>/ret/<minion>`): the return map decoded straight into this
+    struct, only the fields read; `return` and `fun_args` stay raw until asked for."""
+
+    fun: Any = None  # parse() makes it a str
+    raw_stamp: Any = None
+    retcode: Any = 0  # an int, or a dict (state.orchestrate), or None
+    success: Any = None
+    raw_ret: Raw = _ABSENT
+    raw_fun_args: Raw = _ABSENT
+    schedule: Raw = _ABSENT  # present on a scheduled job's return
+    user: Raw = _ABSENT  # present when published through the master; salt-call's returns have none
+    cmd: Raw = _ABSENT  # every minion return has it; a syndic's relayed return (_syndic_return) does not
+    peer: Raw = _ABSENT  # `__peer_id`: a 3007+ cluster peer forwarded it (the minion is connected there)
+    jid: str = ""
+    minion: str = ""
+    stamp: float = 0.0
+    decoded_ret: Any = _UNDECODED
+    decoded_fun_args: Any = _UNDECODED  # set only by the generic decoder
+
+    @property
+    def failure_reason(self) -> str | None:
+        """`success` False, else a non-zero `retcode` (any non-int other than None counts as non-zero)."""
+        if self.success is False:
+            return "success"
+        retcode = self.retcode
+        if (retcode != 0) if type(retcode) is int else (retcode is not None):
+            return "retcode"
+        return None
+
+    @property
+    def retcode_int(self) -> int:
+        retcode = self.retcode
+        if type(retcode) is int:
+            return retcode
+        return 0 if retcode is None else 1
+
+    @property
+    def success_bool(self) -> bool | None:
+        return self.success if type(self.success) is bool else None
 
     @property
     def ret(self) -> Any:
-        value = self._ret = lazy(self._ret)
+        value = self.decoded_ret
+        if value is _UNDECODED:
+            value = self.decoded_ret = lazy(self.raw_ret)
         return value
-
-    @property
-    def raw_ret(self) -> Any:
-        """`return` as it arrived (msgspec.Raw on the fast path), for typed decoders."""
-        return self._ret
 
     @property
     def fun_args(self) -> Any:
-        value = self._fun_args = lazy(self._fun_args)
-        return value
+        value = self.decoded_fun_args
+        return lazy(self.raw_fun_args) if value is _UNDECODED else value
 
     @property
     def probed_jid(self) -> str | None:
         """fun_args[0] of a find_job answer: the jid it was asked about."""
         return first_str(self.fun_args) if self.fun == FIND_JOB else None
-
-
-class PeerReturn(JobReturn):
-    """A return a 3007+ cluster peer forwarded (`__peer_id`): the minion is connected to that peer, so this
-    is the only copy the publishing master sees. Counted only for jobs published on this master."""
-
-    __slots__ = ()
 
 
 @dataclass(slots=True)
@@ -208,7 +225,6 @@ Event = (
     JobNew
     | JobReturn
     | PeerJobNew
-    | PeerReturn
     | BatchEvent
     | RunEvent
     | ActEvent

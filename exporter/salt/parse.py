@@ -17,9 +17,6 @@ import msgspec
 
 from exporter.salt.events import (
     FIND_JOB,
-    HAS_CMD,
-    HAS_SCHEDULE,
-    HAS_USER,
     UNKNOWN,
     ActEvent,
     BatchEvent,
@@ -30,7 +27,6 @@ from exporter.salt.events import (
     MasterStats,
     MinionStart,
     PeerJobNew,
-    PeerReturn,
     Presence,
     Raw,
     RunEvent,
@@ -48,21 +44,6 @@ Parsed = tuple[str, Event | None, str | None]
 _ABSENT = Raw(b"")
 
 
-class _ReturnData(msgspec.Struct, rename={"stamp": "_stamp", "ret": "return", "peer": "__peer_id"}, gc=False):
-    """The fields of a return the exporter reads; everything else in the map is skipped unparsed."""
-
-    fun: Any = None
-    stamp: Any = None
-    retcode: Any = 0
-    success: Any = None
-    ret: Raw = _ABSENT
-    fun_args: Raw = _ABSENT
-    schedule: Raw = _ABSENT
-    user: Raw = _ABSENT
-    cmd: Raw = _ABSENT
-    peer: Raw = _ABSENT
-
-
 class _NewData(msgspec.Struct, rename={"stamp": "_stamp", "peer": "__peer_id"}, gc=False):
     fun: Any = None
     tgt: Any = None
@@ -78,7 +59,7 @@ class _NewData(msgspec.Struct, rename={"stamp": "_stamp", "peer": "__peer_id"}, 
     peer: Raw = _ABSENT
 
 
-_decode_return = msgspec.msgpack.Decoder(_ReturnData).decode
+_decode_return = msgspec.msgpack.Decoder(JobReturn).decode
 _decode_new = msgspec.msgpack.Decoder(_NewData).decode
 
 
@@ -90,80 +71,53 @@ def parse(body: bytes) -> Parsed:
     if body.startswith(b"salt/job/"):
         # The hot path, inlined: most events are returns (salt/job/<jid>/ret/<minion>).
         slash = body.find(b"/", 9, sep)
-        if slash > 9 and body.startswith(b"/ret/", slash) and sep > slash + 5:
-            return _return(body, slash, sep)
-        return _job(body[:sep], body, sep)
-    return _other(body[:sep], body, sep)
-
-
-def _return(body: bytes, slash: int, sep: int) -> Parsed:
+        if not (slash > 9 and body.startswith(b"/ret/", slash) and sep > slash + 5):
+            return _job(body[:sep], body, sep)
+    else:
+        return _other(body[:sep], body, sep)
     try:
-        d = _decode_return(body[sep + 2 :])
+        ret = _decode_return(body[sep + 2 :])
     except Exception:  # not shaped as the typed decoder expects: the generic one decides
         return _return_generic(body, slash, sep)
-    fun = d.fun
-    retcode = d.retcode
-    if type(retcode) is not int:
-        retcode = 0 if retcode is None else 1
-    success = d.success
-    flags = (HAS_SCHEDULE if d.schedule else 0) | (HAS_USER if d.user else 0) | (HAS_CMD if d.cmd else 0)
-    cls = PeerReturn if d.peer else JobReturn  # a 3007+ cluster peer forwarded it
+    if type(ret.fun) is not str:
+        ret.fun = UNKNOWN
+    ret.stamp = parse_stamp(ret.raw_stamp) or 0.0
     try:
-        jid = body[9:slash].decode()
-        minion = body[slash + 5 : sep].decode()
+        ret.jid = body[9:slash].decode()
+        ret.minion = body[slash + 5 : sep].decode()
     except UnicodeDecodeError:
-        jid = body[9:slash].decode("utf-8", "replace")
-        minion = body[slash + 5 : sep].decode("utf-8", "replace")
-    return (
-        "job_return" if cls is JobReturn else "cluster_peer",
-        cls(
-            jid,
-            minion,
-            fun if type(fun) is str else UNKNOWN,
-            parse_stamp(d.stamp) or 0.0,
-            retcode,
-            success if type(success) is bool else None,
-            d.ret,
-            d.fun_args,
-            flags,
-        ),
-        None,
-    )
+        ret.jid = body[9:slash].decode("utf-8", "replace")
+        ret.minion = body[slash + 5 : sep].decode("utf-8", "replace")
+    return ("cluster_peer" if ret.peer else "job_return", ret, None)
+
+
+_PRESENT = Raw(b"\xc0")
 
 
 def _return_generic(body: bytes, slash: int, sep: int) -> Parsed:
+    """A return the typed decoder refused: decoded whole, invalid UTF-8 kept as surrogate escapes."""
     try:
         data = decode_any(body[sep + 2 :])
     except Exception:
         return ("job_return", None, "bad_data")
     if type(data) is not dict:
         return ("job_return", None, "not_a_map")
-    retcode = data.get("retcode", 0)
-    if type(retcode) is not int:
-        retcode = 0 if retcode is None else 1
-    success = data.get("success")
     fun = data.get("fun")
-    flags = (
-        (HAS_SCHEDULE if "schedule" in data else 0)
-        | (HAS_USER if "user" in data else 0)
-        | (HAS_CMD if "cmd" in data else 0)
+    ret = JobReturn(
+        fun=fun if type(fun) is str else UNKNOWN,
+        retcode=data.get("retcode", 0),
+        success=data.get("success"),
+        jid=body[9:slash].decode("utf-8", "replace"),
+        minion=body[slash + 5 : sep].decode("utf-8", "replace"),
+        stamp=parse_stamp(data.get("_stamp")) or 0.0,
+        decoded_ret=data.get("return"),
+        decoded_fun_args=data.get("fun_args"),
+        **{name: _PRESENT for key, name in _MARKERS if key in data},
     )
-    cls = PeerReturn if "__peer_id" in data else JobReturn
-    return (
-        "job_return" if cls is JobReturn else "cluster_peer",
-        cls(
-            body[9:slash].decode("utf-8", "replace"),
-            body[slash + 5 : sep].decode("utf-8", "replace"),
-            fun if type(fun) is str else UNKNOWN,
-            parse_stamp(data.get("_stamp")) or 0.0,
-            retcode,
-            success if type(success) is bool else None,
-            data.get("return"),
-            data.get("fun_args"),
-            flags,
-        ),
-        None,
-    )
+    return ("cluster_peer" if ret.peer else "job_return", ret, None)
+
+
+_MARKERS = (("schedule", "schedule"), ("user", "user"), ("cmd", "cmd"), ("__peer_id", "peer"))
 
 
 def _other(tag: bytes, body: bytes, sep: int) -> Parsed:

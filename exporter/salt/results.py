@@ -17,14 +17,14 @@ from typing import Any, Final
 
 import msgspec
 
-from exporter.salt.events import JobReturn, Raw, lazy
+from exporter.salt.events import JobReturn, Raw
 
 SUCCESS: Final = "success"
 FAILURE: Final = "failure"
 STATE_PREFIX: Final = "state."
 
 _ABSENT = Raw(b"")
-_TRUE, _FALSE = b"\xc3", b"\xc2"
+_UNSET = msgspec.UNSET
 # msgpack encodings of the empty or false values an unchanged state reports as `changes`.
 _NO_CHANGES = frozenset(
     (b"", b"\x80", b"\x90", b"\xc0", b"\xa0", b"\xc2", b"\x00", b"\xc4\x00", b"\xd9\x00", b"\xde\x00\x00")
@@ -32,7 +32,7 @@ _NO_CHANGES = frozenset(
 
 
 class _State(msgspec.Struct, rename={"name": "__id__"}, gc=False):
-    result: Raw = _ABSENT
+    result: Any = msgspec.UNSET
     changes: Raw = _ABSENT
     duration: Any = None
     start_time: Any = None
@@ -68,43 +68,41 @@ def classify(ret: JobReturn, minion_details: str | None = None) -> tuple[str, st
     run = read_state_run(ret, minion_details) if ret.fun.startswith(STATE_PREFIX) else None
     if run is not None and run.failed:
         return FAILURE, "state", run
-    if ret.success is False:
-        return FAILURE, "success", run
-    if ret.retcode != 0:
-        return FAILURE, "retcode", run
-    return SUCCESS, None, run
+    reason = ret.failure_reason
+    return (SUCCESS, None, run) if reason is None else (FAILURE, reason, run)
 
 
 def read_state_run(ret: JobReturn, minion_details: str | None = None) -> StateRun | None:
     """The state results in a return, or None if it holds none; `minion_details` also keeps each state."""
     raw = ret.raw_ret
-    if type(raw) is Raw:
+    if raw:
         try:
             states = _decode_states(raw)
         except Exception:  # not a map of state results: look at it generically
             return _generic_run(ret.ret, minion_details)
         return _typed_run(states, minion_details)
-    return _generic_run(raw, minion_details)
+    return _generic_run(ret.ret, minion_details)
 
 
 def _typed_run(states: dict[str, _State], minion: str | None) -> StateRun | None:
     run = StateRun()
     seen = False
     for sid, st in states.items():
-        result = bytes(st.result)
-        if not result:
+        result = st.result
+        if result is _UNSET:
             continue
         seen = True
-        if result == _TRUE:
+        if result is True:
             run.succeeded += 1
             ok: bool | None = True
-        elif result == _FALSE:
+        elif result is False:
             run.failed += 1
             ok = False
         else:
             run.skipped += 1
             ok = None
-        if bytes(st.changes) not in _NO_CHANGES:
+        changes = st.changes
+        if len(changes) > 3 or (changes and bytes(changes) not in _NO_CHANGES):
             run.changed += 1
         duration = st.duration
         if isinstance(duration, int | float):
@@ -155,5 +153,5 @@ def _detail(minion: str, name: object, start: object, duration: object, ok: bool
 
 def find_job_running(ret: JobReturn) -> bool:
     """A find_job answer says "running" when its return is a non-empty map (the job's proc data)."""
-    value = lazy(ret.raw_ret)
+    value = ret.ret
     return type(value) is dict and bool(value)

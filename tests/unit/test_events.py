@@ -128,7 +128,8 @@ def test_return_fields_of_the_wrong_type_fall_back() -> None:
     )
     _, ev, error = parse(body)
     assert error is None and isinstance(ev, JobReturn)
-    assert (ev.fun, ev.retcode, ev.success, ev.stamp) == ("unknown", 1, None, 0.0)
+    assert (ev.fun, ev.retcode_int, ev.success_bool, ev.stamp) == ("unknown", 1, None, 0.0)
+    assert ev.failure_reason == "retcode"
 
 
 @pytest.mark.parametrize(
