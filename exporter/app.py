@@ -21,7 +21,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from exporter.bus.source import ByteBuffer, Source, open_source
 from exporter.config import Settings
 from exporter.health import Health
-from exporter.jobs.model import Job, RunRecord
+from exporter.jobs.model import CloseListener, Job, RunRecord
 from exporter.jobs.tracker import Tracker
 from exporter.pipeline import Pipeline
 from exporter.serving.web import WebServer
@@ -30,7 +30,7 @@ from exporter.sinks.metrics import MetricsSink, SaltCollector
 log = structlog.get_logger("exporter.app")
 
 
-class TraceSink(Protocol):
+class TraceHooks(Protocol):
     """What the trace side offers the app (built by exporter.sinks.traces; no OpenTelemetry import here)."""
 
     def on_close(self, job: Job, status: str) -> None: ...
@@ -58,7 +58,7 @@ class Core:
     tracker: Tracker
     pipeline: Pipeline
     registry: CollectorRegistry
-    traces: TraceSink | None = None
+    traces: TraceHooks | None = None
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)
@@ -71,20 +71,26 @@ def build_core(
     trace_exporter: Any = None,
     framing: str | None = None,
     health: Health | None = None,
+    detail: bool = False,
+    listeners: list[CloseListener] | None = None,
 ) -> Core:
-    """`clock` None means event time only (replay); `trace_exporter` lets tests capture spans in memory."""
+    """`clock` None means event time only (replay); `trace_exporter` lets tests capture spans in memory.
+
+    `detail` keeps per-minion detail on jobs even without tracing (the live view reads it); `listeners`
+    get every closed job after the trace sink (the job log, the live view).
+    """
     env = dict(os.environ) if environ is None else environ
     health = health or Health()
     sink = MetricsSink(settings.metrics_config(), clock=clock or time.time)
-    traces: TraceSink | None = None
+    traces: TraceHooks | None = None
     if trace_exporter is not None or tracing_enabled(settings, env):
         from exporter.sinks.traces import build_trace_sink  # OpenTelemetry only when tracing
 
         traces = build_trace_sink(settings.traces_config(), health, env, exporter=trace_exporter)
     tracker = Tracker(
-        settings.jobs_config(tracing=traces is not None),
+        settings.jobs_config(tracing=traces is not None, detail=detail),
         sink,
-        [traces.on_close] if traces is not None else [],
+        ([traces.on_close] if traces is not None else []) + (listeners or []),
         [traces.run_closed] if traces is not None else [],
     )
     registry = CollectorRegistry(auto_describe=False)

@@ -14,7 +14,7 @@ import structlog
 from exporter import __version__, config
 
 COMMANDS = ("run", "record", "replay")
-TRACKER_SETTINGS = (
+REPLAY_SETTINGS = (
     "timeout",
     "gather-job-timeout",
     "job-deadline",
@@ -77,7 +77,7 @@ def parser() -> argparse.ArgumentParser:
     rec.add_argument("--output", "-o", required=True, help="file to write")
 
     rep = sub.add_parser("replay", help="run a capture through the pipeline and print the final metrics")
-    config.add_arguments(rep, TRACKER_SETTINGS)
+    config.add_arguments(rep, REPLAY_SETTINGS)
     rep.add_argument("capture", help="a file written by `record` (or ../shared/captures/*.bin)")
 
     return top

@@ -335,7 +335,7 @@ class Settings:
     )
     origin: Mapping[str, str] = field(default_factory=dict, compare=False)  # setting -> where it came from
 
-    def jobs_config(self, tracing: bool) -> JobsConfig:
+    def jobs_config(self, tracing: bool, detail: bool = False) -> JobsConfig:
         return JobsConfig(
             timeout=self.timeout,
             gather_job_timeout=self.gather_job_timeout,
@@ -345,7 +345,7 @@ class Settings:
             max_jobs=self.max_jobs,
             max_peer_jobs=self.max_jobs,
             max_closed_jobs=self.max_closed_jobs,
-            detail=tracing,
+            detail=tracing or detail,
             keep_payload=tracing and self.traces_include_args,
             max_state_details=self.traces_max_state_spans,
         )
