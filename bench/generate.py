@@ -1,9 +1,9 @@
 """Salt event-bus streams for benchmarks, in the exact wire format, with the metric counts they must produce.
 
-Every event is framed the way a 3008 master frames it (DESIGN.md section 3): an outer msgpack map
+Every event is framed the way a 3008 master frames it (docs/design.md, "The wire"): an outer msgpack map
 `{"head": {}, "body": tag + b"\\n\\n" + msgpack(data)}` packed with `use_bin_type=True` (so the body is bin),
 back to back ("plain", 2016.3-3006.25, 3007, 3008) or behind a 4-byte big-endian length ("prefixed",
-3006.26+). The event data copies the SHAPE of the real 3008.5 captures in `../shared/captures/3008.5/`: the
+3006.26+). The event data copies the SHAPE of the real 3008.5 captures in `tests/fixtures/3008.5/`: the
 job `new` event and its 3007+ `publish` twin, returns with cmd/id/success/return/retcode/jid/fun/fun_args/
 user/_stamp/ts, state.apply returns with per-state dicts, find_job probes answered with the running job's
 data, and presence events every `loop_interval` (10 s). `_stamp`s are 3008-style (`+00:00`, no fraction

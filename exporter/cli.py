@@ -78,7 +78,9 @@ def parser() -> argparse.ArgumentParser:
 
     rep = sub.add_parser("replay", help="run a capture through the pipeline and print the final metrics")
     config.add_arguments(rep, REPLAY_SETTINGS)
-    rep.add_argument("capture", help="a file written by `record` (or ../shared/captures/*.bin)")
+    rep.add_argument(
+        "capture", help="a file written by `record` (tests/fixtures/*/*.bin are real-master ones)"
+    )
 
     return top
 

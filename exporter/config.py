@@ -327,6 +327,15 @@ class Settings:
         100,
         ("Per-state spans kept per job."),
     )
+    traces_max_minion_spans: int = _setting(
+        "traces.max-minion-spans",
+        _positive_int,
+        100,
+        (
+            "Minion spans per job: failed, late, probed, silent and pending minions always get one, then the "
+            "10 slowest and a sample of the rest; the others are counted and summarised on the job span."
+        ),
+    )
     traces_max_queue: int = _setting(
         "traces.max-queue",
         _positive_int,
@@ -370,6 +379,7 @@ class Settings:
             redact=self.traces_redact,
             max_attribute_size=self.traces_max_attribute_size,
             max_state_spans=self.traces_max_state_spans,
+            max_minion_spans=self.traces_max_minion_spans,
             max_queue=self.traces_max_queue,
         )
 

@@ -796,7 +796,7 @@ class SaltLab:
         """True once close() has torn the lab down."""
         return self._closed
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: C901 (each daemon kind and leftover process is stopped in turn)
         """Tear down every process the lab started (blocking SIGINT meanwhile), then remove its files."""
         if self._closed:
             return

@@ -1,4 +1,4 @@
-"""Build bus bytes in Salt's wire format (DESIGN.md section 3) for unit tests."""
+"""Build bus bytes in Salt's wire format (docs/design.md, "The wire") for unit tests."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Bytes from the bus to event bodies (`tag\\n\\n` + msgpack data), whatever the framing.
 
-The framing is detected per connection from the first byte (DESIGN.md section 3): a msgpack fixmap
+The framing is detected per connection from the first byte (docs/design.md, "The wire"): a msgpack fixmap
 (0x80-0x8f) means back-to-back `{"head": {}, "body": ...}` maps (2016.3-3006.25, 3007, 3008); anything else is
 the 4-byte big-endian length prefix of 3006.26+. Decoding is total: malformed input is counted by reason
 and skipped; after dropped bytes or a desynchronised stream the decoder resynchronises on the next frame

@@ -2,7 +2,7 @@
 
 A live reader never waits on processing: it drains the socket into a bounded `ByteBuffer` and drops (and
 counts) what does not fit, because a subscriber that stops reading makes the master buffer for it or
-disconnect it (DESIGN.md section 3). Connection failures are retried forever with capped exponential
+disconnect it (docs/design.md, "The wire"). Connection failures are retried forever with capped exponential
 backoff and jitter; each state change is logged once, not per attempt.
 """
 

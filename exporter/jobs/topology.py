@@ -92,11 +92,26 @@ class Topology(JobsState):
             self.pending_total -= 1
             if syndic not in job.relays:
                 job.targeted -= 1  # counted as a minion before this syndic was known
+        added, announced = self._announce(job, syndic, ev.minions)
+        if added:
+            job.pending += added
+            self.pending_total += added
+            job.targeted += added
+            self.obs.minions_targeted(job.fun, added)
+        if announced:
+            self.obs.syndic_minions(syndic, announced)
+        if self._finished(job):
+            self._close(job, job.last, CLOSED)
+
+    @staticmethod
+    def _announce(job: Job, syndic: str, announced_minions: list[str]) -> tuple[int, int]:
+        """Minions a syndic says it reached: pending through it. Returns (new to the job, announced)."""
         added = announced = 0
+        minions = job.minions
         via = job.via
         if via is None:
             via = job.via = {}
-        for minion in ev.minions:
+        for minion in announced_minions:
             if minion in via:
                 continue
             state = minions.get(minion)
@@ -107,15 +122,7 @@ class Topology(JobsState):
                 added += 1
             via[minion] = syndic
             announced += 1
-        if added:
-            job.pending += added
-            self.pending_total += added
-            job.targeted += added
-            self.obs.minions_targeted(job.fun, added)
-        if announced:
-            self.obs.syndic_minions(syndic, announced)
-        if self._finished(job):
-            self._close(job, job.last, CLOSED)
+        return added, announced
 
     # -- 3007+ master cluster ----------------------------------------------------------------------------
 

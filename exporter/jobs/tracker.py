@@ -132,7 +132,7 @@ class Tracker(FindJobVerdicts, Topology, RunsAndBatches, JobsState):
 
     # -- returns: the hot path ----------------------------------------------------------------------------
 
-    def _on_return(self, ev: JobReturn) -> None:
+    def _on_return(self, ev: JobReturn) -> None:  # noqa: C901, PLR0912 (the hot path, inlined on purpose)
         fun = ev.fun
         if fun == FIND_JOB:
             self._on_answer(ev)

@@ -19,6 +19,7 @@ import hashlib
 import json
 import re
 import threading
+import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -210,6 +211,54 @@ class Redactor:
         return out if len(out) <= self.cap else out[: self.cap] + "...(truncated)"
 
 
+@dataclass(slots=True)
+class SpanSummary:
+    """The returned minions kept out of a job's trace by the span budget: how many, and their latencies."""
+
+    count: int = 0
+    low: float = 0.0
+    high: float = 0.0
+    total: float = 0.0
+
+    def add(self, latency: float) -> None:
+        if not self.count or latency < self.low:
+            self.low = latency
+        if latency > self.high:
+            self.high = latency
+        self.count += 1
+        self.total += latency
+
+
+SLOWEST_KEPT = 10  # of a job's ordinary returns, the slowest ones always get spans
+
+
+def select_minion_spans(
+    job: Job, answers: Mapping[str, object], budget: int
+) -> tuple[list[str], SpanSummary]:
+    """Which returned minions get a span: every failed, late or probed one, then the slowest few, then a
+    sample (the same on every exporter and replay: by a hash of the minion id) up to `budget`. The rest are
+    summarised on the job span. Silent and pending minions always get a span (see _minion_spans)."""
+    must: list[str] = []
+    ordinary: list[tuple[float, str]] = []
+    for minion, result in job.results.items():
+        if result.outcome is FAILURE or result.late or minion in answers:
+            must.append(minion)
+        else:
+            ordinary.append((result.stamp, minion))
+    room = budget - len(must) - len(job.silent)
+    summary = SpanSummary()
+    if len(ordinary) <= room:
+        return must + [m for _, m in ordinary], summary
+    room = max(room, 0)
+    ordinary.sort(reverse=True)
+    slowest = min(SLOWEST_KEPT, room)
+    rest = sorted(ordinary[slowest:], key=lambda item: zlib.crc32(item[1].encode("utf-8", "replace")))
+    kept = must + [m for _, m in ordinary[:slowest]] + [m for _, m in rest[: room - slowest]]
+    for stamp, _ in rest[room - slowest :]:
+        summary.add(max(stamp - job.start, 0.0))
+    return kept, summary
+
+
 class TraceSink:
     """Turns closed jobs (and finished runner/wheel jobs) into spans."""
 
@@ -222,8 +271,10 @@ class TraceSink:
         redactor: Redactor | None,
         health: Health,
         state_cap: int,
+        max_minion_spans: int = 100,
     ) -> None:
         self.state_cap = state_cap
+        self.max_minion_spans = max_minion_spans
         self.processor = processor
         self.sampler = sampler
         self.resource = resource
@@ -274,37 +325,64 @@ class TraceSink:
             self._job_spans(job, status)
 
     def _job_spans(self, job: Job, status: str) -> None:
-        jid = job.jid
         trace_id, parent = self._root_parent(job)
         end = max(job.last, job.start)
-        returned = len(job.results)
-        failed = job.failed
-        silent = len(job.silent)
         pending = sorted(job.pending_minions()) if status != CLOSED else []
+        root = self._start(
+            f"salt.job {job.fun}",
+            trace_id,
+            span_id_for(job.jid, "job", ""),
+            parent,
+            job.start,
+            self._job_attributes(job, status),
+        )
+        if not root.get_span_context().trace_flags.sampled:
+            self._sampled_out(1 + len(job.results) + len(job.silent) + len(pending) + len(job.states))
+            root.end(end_time=int(end * NS))
+            return
+        answers = self._probe_events(job, root)
+        kept, summary = select_minion_spans(job, answers, self.max_minion_spans)
+        root.set_attribute("salt.minion_spans.kept", len(kept) + len(job.silent) + len(pending))
+        root.set_attribute("salt.minion_spans.summarised", summary.count)
+        if summary.count:
+            root.set_attribute("salt.minion_spans.summarised_latency_min", summary.low)
+            root.set_attribute("salt.minion_spans.summarised_latency_max", summary.high)
+            root.set_attribute("salt.minion_spans.summarised_latency_mean", summary.total / summary.count)
+        minion_spans = self._minion_spans(job, status, trace_id, root, answers, kept, pending, end)
+        self._state_spans(job, trace_id, minion_spans)
+        if job.states_dropped or job.states:
+            root.set_attribute("salt.state_spans.cap", self.state_cap)
+            root.set_attribute("salt.state_spans.dropped", job.states_dropped)
+        failed, silent = job.failed, len(job.silent)
+        if status != CLOSED:
+            root.set_status(Status(StatusCode.ERROR, status))
+        elif failed or silent:
+            root.set_status(Status(StatusCode.ERROR, f"{failed} failed, {silent} did not return"))
+        root.end(end_time=int(end * NS))
+
+    def _job_attributes(self, job: Job, status: str) -> dict[str, Any]:
         attributes: dict[str, Any] = {
-            "salt.jid": jid,
+            "salt.jid": job.jid,
             "salt.function": job.fun,
             "salt.target": job.tgt,
             "salt.target_type": job.tgt_type,
             "salt.user": job.user,
             "salt.master.id": self.master_id,
             "salt.minions.targeted": job.targeted,
-            "salt.minions.returned": returned,
-            "salt.minions.failed": failed,
-            "salt.minions.no_return": silent,
+            "salt.minions.returned": len(job.results),
+            "salt.minions.failed": job.failed,
+            "salt.minions.no_return": len(job.silent),
             "salt.find_job.probes": job.probes,
             "salt.job.status": status,
         }
         arg = lazy(job.raw_arg) if self.redactor is not None else None
         if self.redactor is not None and arg is not None:
             attributes["salt.arg"] = self.redactor.text(arg)
-        root = self._start(
-            f"salt.job {job.fun}", trace_id, span_id_for(jid, "job", ""), parent, job.start, attributes
-        )
-        if not root.get_span_context().trace_flags.sampled:
-            self._sampled_out(1 + returned + silent + len(pending) + len(job.states))
-            root.end(end_time=int(end * NS))
-            return
+        return attributes
+
+    @staticmethod
+    def _probe_events(job: Job, root: _Span) -> dict[str, list[tuple[float, str]]]:
+        """Probes become events on the job span; the answers, by minion, events on the minions' spans."""
         answers: dict[str, list[tuple[float, str]]] = {}
         for ev in job.events:
             if ev.kind == "find_job":
@@ -315,23 +393,31 @@ class TraceSink:
                 )
             else:
                 answers.setdefault(ev.minion, []).append((ev.stamp, ev.value))
+        return answers
+
+    def _minion_spans(
+        self,
+        job: Job,
+        status: str,
+        trace_id: int,
+        root: _Span,
+        answers: dict[str, list[tuple[float, str]]],
+        kept: list[str],
+        pending: list[str],
+        end: float,
+    ) -> dict[str, _Span]:
         via = job.via or {}
-        minion_spans: dict[str, _Span] = {}
 
         def minion_span(
             minion: str, attrs: dict[str, Any], at: float, error: str | None, silent_at: float | None = None
         ) -> _Span:
-            span = self._start(
-                minion,
-                trace_id,
-                span_id_for(jid, "minion", minion),
-                root,
-                job.start,
-                {"salt.minion": minion, **attrs},
-            )
+            attrs["salt.minion"] = minion
             syndic = via.get(minion)
             if syndic is not None:
-                span.set_attribute("salt.syndic", syndic)
+                attrs["salt.syndic"] = syndic
+            span = self._start(
+                minion, trace_id, span_id_for(job.jid, "minion", minion), root, job.start, attrs
+            )
             for stamp, answer in answers.get(minion, ()):
                 span.add_event("find_job answer", {"salt.find_job.answer": answer}, timestamp=int(stamp * NS))
             if silent_at is not None and minion not in answers:
@@ -343,23 +429,13 @@ class TraceSink:
             span.end(end_time=int(max(at, job.start) * NS))
             return span
 
-        for minion, result in job.results.items():
-            attrs: dict[str, Any] = {
-                "salt.outcome": result.outcome,
-                "salt.retcode": result.retcode,
-                "salt.late": result.late,
-            }
-            if result.success is not None:
-                attrs["salt.success"] = result.success
-            if result.reason:
-                attrs["salt.failure_reason"] = result.reason
-            if self.redactor is not None:
-                if minion in job.fun_args:
-                    attrs["salt.fun_args"] = self.redactor.text(job.fun_args[minion])
-                if minion in job.returns:
-                    attrs["salt.return"] = self.redactor.text(job.returns[minion])
+        spans: dict[str, _Span] = {}
+        for minion in kept:
+            result = job.results[minion]
             failed_error = f"failed: {result.reason}" if result.outcome is FAILURE else None
-            minion_spans[minion] = minion_span(minion, attrs, result.stamp, failed_error)
+            spans[minion] = minion_span(
+                minion, self._result_attributes(job, minion), result.stamp, failed_error
+            )
         for minion, (at, reason) in job.silent.items():
             minion_span(
                 minion,
@@ -369,21 +445,27 @@ class TraceSink:
                 silent_at=at if job.probes and reason != DEADLINE else None,
             )
         for minion in pending:
-            minion_span(
-                minion,
-                {"salt.outcome": "pending"},
-                end,
-                "exporter shutdown" if status == SHUTDOWN else status,
-            )
-        self._state_spans(job, trace_id, minion_spans)
-        if job.states_dropped or job.states:
-            root.set_attribute("salt.state_spans.cap", self.state_cap)
-            root.set_attribute("salt.state_spans.dropped", job.states_dropped)
-        if status != CLOSED:
-            root.set_status(Status(StatusCode.ERROR, status))
-        elif failed or silent:
-            root.set_status(Status(StatusCode.ERROR, f"{failed} failed, {silent} did not return"))
-        root.end(end_time=int(end * NS))
+            error = "exporter shutdown" if status == SHUTDOWN else status
+            minion_span(minion, {"salt.outcome": "pending"}, end, error)
+        return spans
+
+    def _result_attributes(self, job: Job, minion: str) -> dict[str, Any]:
+        result = job.results[minion]
+        attrs: dict[str, Any] = {
+            "salt.outcome": result.outcome,
+            "salt.retcode": result.retcode,
+            "salt.late": result.late,
+        }
+        if result.success is not None:
+            attrs["salt.success"] = result.success
+        if result.reason:
+            attrs["salt.failure_reason"] = result.reason
+        if self.redactor is not None:
+            if minion in job.fun_args:
+                attrs["salt.fun_args"] = self.redactor.text(job.fun_args[minion])
+            if minion in job.returns:
+                attrs["salt.return"] = self.redactor.text(job.returns[minion])
+        return attrs
 
     def _state_spans(self, job: Job, trace_id: int, parents: dict[str, _Span]) -> None:
         by_minion: dict[str, list[tuple[str, str, float, bool | None]]] = {}
@@ -494,6 +576,7 @@ class TracesConfig:
     redact: tuple[str, ...] = ("password", "passwd", "token", "key", "secret")
     max_attribute_size: int = 1024
     max_state_spans: int = 100
+    max_minion_spans: int = 100
     max_queue: int = 8192
 
 
@@ -549,4 +632,5 @@ def build_trace_sink(
         redactor,
         health,
         cfg.max_state_spans,
+        cfg.max_minion_spans,
     )

@@ -253,3 +253,50 @@ def test_two_masters_one_trace(receiver) -> None:
         )
     spans = receiver.wait(lambda s: len({x["resource"]["salt.master.id"] for x in s}) == 2)
     assert len({s["trace_id"] for s in spans if s["name"] == "salt.job test.ping"}) == 1
+
+
+def _budget_spans(budget: int, latencies: dict[str, float], failed: set[str]) -> list[ReadableSpan]:
+    from exporter.app import build_core
+
+    exporter = InMemorySpanExporter()
+    core = build_core(settings(traces_max_minion_spans=budget), None, environ={}, trace_exporter=exporter)
+    jid = "20270115080000000777"
+    bodies = [wire.new(jid, "test.ping", sorted(latencies), T0)]
+    for minion, latency in sorted(latencies.items(), key=lambda kv: kv[1]):
+        bodies.append(wire.ret(jid, minion, "test.ping", T0 + latency, retcode=1 if minion in failed else 0))
+    core.pipeline.bodies(bodies)
+    assert core.traces is not None
+    core.traces.shutdown(10)
+    return list(exporter.get_finished_spans())
+
+
+def test_minion_span_budget_keeps_failed_and_slowest_and_counts_the_rest() -> None:
+    """A job to 30 minions with a budget of 12: both failed minions and the 10 slowest of the others get
+    spans; the other 18 are counted on the job span with their latencies, not dropped silently."""
+    latencies = {f"m{i:02d}": 0.1 + 0.01 * ((i * 7) % 30) for i in range(30)}
+    failed = {"m05", "m17"}
+    spans = _budget_spans(12, latencies, failed)
+    root = next(s for s in spans if s.parent is None)
+    minion_spans = {s.name for s in spans if s.parent is not None}
+    ordinary = sorted((m for m in latencies if m not in failed), key=lambda m: latencies[m], reverse=True)
+    assert minion_spans == failed | set(ordinary[:10])
+    assert root.attributes["salt.minion_spans.kept"] == 12
+    assert root.attributes["salt.minion_spans.summarised"] == 18
+    rest = [latencies[m] for m in ordinary[10:]]
+    assert root.attributes["salt.minion_spans.summarised_latency_max"] == pytest.approx(max(rest), abs=1e-5)
+    assert root.attributes["salt.minion_spans.summarised_latency_min"] == pytest.approx(min(rest), abs=1e-5)
+    # Room beyond the slowest ten is filled with a sample that does not depend on arrival order.
+    spans_again = _budget_spans(15, latencies, failed)
+    sampled = {s.name for s in spans_again if s.parent is not None} - failed - set(ordinary[:10])
+    assert len(sampled) == 3 and sampled <= set(ordinary[10:])
+    assert {s.name for s in _budget_spans(15, dict(reversed(latencies.items())), failed) if s.parent} == (
+        {s.name for s in spans_again if s.parent}
+    )
+
+
+def test_minion_span_budget_large_enough_keeps_every_minion() -> None:
+    latencies = {f"m{i:02d}": 0.1 + 0.01 * i for i in range(30)}
+    spans = _budget_spans(100, latencies, set())
+    root = next(s for s in spans if s.parent is None)
+    assert {s.name for s in spans if s.parent is not None} == set(latencies)
+    assert root.attributes["salt.minion_spans.summarised"] == 0
