@@ -3,13 +3,14 @@ argument and in its return: spans have the job structure, and the canary is nowh
 
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
-import time
 
 from lab.saltlab import SaltLab
 from tests.conftest import Receiver
 from tests.daemon import EXE, RunningDaemon
+from tests.helpers import LogTail
 
 CANARY = "CANARY-e2e-5b1d"
 
@@ -30,27 +31,32 @@ def test_real_job_traced_and_secrets_kept_out(salt_lab: SaltLab, receiver: Recei
         "lab-master",
     )
     capture = salt_lab.root / "bus.bin"
-    recorder = subprocess.Popen([EXE, "record", "--bus", salt_lab.bus_path, "--output", str(capture)])
+    recorder = subprocess.Popen(
+        [EXE, "record", "--bus", salt_lab.bus_path, "--output", str(capture), "--log.format", "json"],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    recorder_log = LogTail(recorder.stderr)
     try:
         daemon.wait_for("salt_exporter_bus_connected", 1)
-        time.sleep(1)
+        recorder_log.wait_for('"event": "bus_connected"')  # both subscribed before the first job
         out = salt_lab.salt("*", "cmd.run", f"echo {CANARY}", timeout=60)
         assert out.stdout.count(CANARY) == 3  # the minions really returned it
         salt_lab.salt("*", "pillar.get", "canary_value", timeout=60)  # the CLI masks it; the bus does not
         salt_lab.salt("*", "test.ping", timeout=60)
         metrics = daemon.get("/metrics").text
-        spans = receiver.wait(
+        receiver.wait(
             lambda s: (
                 {"salt.job cmd.run", "salt.job pillar.get", "salt.job test.ping"} <= {x["name"] for x in s}
             )
         )
-        time.sleep(2)  # let any further batch arrive before checking for the canary
-        spans = receiver.spans()
     finally:
-        code, logs = daemon.stop()
+        code, logs = daemon.stop()  # flushes every span it will ever send before it exits
         recorder.send_signal(signal.SIGINT)
         recorder.wait(timeout=20)
+        recorder_log.close()
     assert code == 0
+    spans = receiver.spans()
     assert capture.read_bytes().count(CANARY.encode()) >= 6, "the canary must really be on the bus"
     root = next(s for s in spans if s["name"] == "salt.job cmd.run")
     children = [s for s in spans if s["parent_span_id"] == root["span_id"]]
@@ -60,5 +66,12 @@ def test_real_job_traced_and_secrets_kept_out(salt_lab: SaltLab, receiver: Recei
     assert all(root["start"] <= s["start"] and s["end"] <= root["end"] for s in children)
     assert CANARY not in repr(spans)
     assert CANARY not in metrics
+    # The log check means something only if there is a log: every line a JSON record, start to stop.
+    records = [json.loads(line) for line in logs.splitlines() if line.strip()]
+    events = [r["event"] for r in records]
+    assert events[0] == "started" and events[-1] == "stopped", events
+    assert {"started", "bus_connected", "stopping", "stopped"} <= set(events), events
+    started = records[0]
+    assert started["bus"] == salt_lab.bus_path and started["tracing"] is True, started
     assert CANARY not in logs
-    assert '"level": "debug"' in logs or '"event": "bus_connected"' in logs
+    assert CANARY not in recorder_log.text()

@@ -16,6 +16,7 @@ import pytest
 from lab.demo import FAILING_STATE
 from lab.saltlab import SaltLab
 from tests.daemon import RunningDaemon
+from tests.helpers import running_jobs, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -117,7 +118,8 @@ def test_killed_minion_reported_like_the_cli(salt_lab: SaltLab, exporter: Runnin
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
     )
-    time.sleep(2)
+    # Killed mid-job: once the job runs on the victim (its proc file for the job exists), not after a guess.
+    wait_until(lambda: running_jobs(salt_lab, victim), 60, f"the cmd.run job running on {victim}")
     salt_lab.stop_minion(victim, kill=True)
     out, _ = proc.communicate(timeout=180)
     silent = dict(SILENT.findall(out))
@@ -174,10 +176,9 @@ def test_schedule_async_batch_runner(salt_lab: SaltLab, exporter: RunningDaemon)
     m1 = salt_lab.minion_ids[0]
     before = exporter.metrics()
     salt_lab.salt(m1, "schedule.add", "e2e_ping", "function=test.ping", "seconds=2", timeout=60)
-    time.sleep(5)
-    salt_lab.salt(m1, "schedule.delete", "e2e_ping", timeout=60)
     key = "salt_job_returns_unpublished_total"
     settle(exporter, key, {"kind": "scheduled"}, total(before, key, kind="scheduled") + 1)
+    salt_lab.salt(m1, "schedule.delete", "e2e_ping", timeout=60)
 
     out = salt_lab.salt("--async", "*", "test.sleep", "1", timeout=60)
     assert "job ID" in out.stdout

@@ -6,7 +6,6 @@ import contextlib
 import json
 import os
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,6 +14,7 @@ import pytest
 from lab.saltlab import SaltLab, SaltUnavailable, _free_ports, ensure_salt
 from tests.daemon import RunningDaemon
 from tests.e2e.conftest import salt_versions, started_lab
+from tests.helpers import running_jobs, wait_until
 
 
 def _salt_venv(version: str) -> Path:
@@ -104,7 +104,9 @@ def test_syndic_topology(syndic_labs: tuple[SaltLab, SaltLab]) -> None:
 
         # A syndic minion dies mid-job: the top CLI says [No response], and so does the top's exporter.
         proc = top.popen("salt", "*", "cmd.run", "sleep 10; echo done", "-t", "5", stdout=subprocess.PIPE)
-        time.sleep(2.0)
+        wait_until(
+            lambda: running_jobs(lower, "syn-minion-02"), 60, "the cmd.run job running on syn-minion-02"
+        )
         lower.stop_minion("syn-minion-02", kill=True)
         stdout, _ = proc.communicate(timeout=180)
         assert "Minion did not return. [No response]" in stdout and stdout.count("done") == 2, stdout

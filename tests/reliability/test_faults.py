@@ -16,7 +16,7 @@ from exporter import config
 from exporter.app import Daemon
 from lab.saltlab import SaltLab
 from tests.daemon import RunningDaemon, free_port
-from tests.helpers import samples
+from tests.helpers import samples, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -74,7 +74,12 @@ def test_stalled_processing_never_stalls_the_master(salt_lab: SaltLab, tmp_path:
             check=False,
         )
         assert burst.returncode == 0, burst.stderr
-        time.sleep(1)
+        # The reader drains the whole burst although processing is stalled: wait for that, not a second.
+        wait_until(
+            lambda: daemon.core.health.bytes_read >= 5000 * 1024,
+            30,
+            "the reader to drain the burst while stalled",
+        )
         during = daemon.core.health
         dropped = during.dropped_bytes["buffer_full"]
         read = during.bytes_read
@@ -107,7 +112,7 @@ def test_exporter_restart_mid_job(salt_lab: SaltLab) -> None:
     first = RunningDaemon("--bus", salt_lab.bus_path)
     first.wait_for("salt_exporter_bus_connected", 1)
     proc = salt_lab.popen("salt", "*", "cmd.run", "sleep 4; echo late", stdout=subprocess.PIPE)
-    time.sleep(1.5)  # the publish has gone by
+    first.wait_for('salt_jobs_published_total{function="cmd.run",tgt_type="glob"}', 1)  # the publish went by
     first.stop()
     second = RunningDaemon("--bus", salt_lab.bus_path)
     try:
