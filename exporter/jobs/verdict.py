@@ -44,6 +44,8 @@ class FindJobVerdicts(JobsState):
                 self._check(job)
 
     def _on_probe(self, ev: JobNew) -> None:
+        if ev.jid in self.probes:
+            return  # a 2015.8 master fires every publish twice (`new_job` and `salt/job/<jid>/new`)
         target = ev.probed_jid or ""
         self.probes.put(ev.jid, target)
         job = self.open.get(target)

@@ -222,3 +222,46 @@ def test_zeromq_subscription_prefix(tmp_path: Path) -> None:
         daemon.stop()
         pub.close(0)
         ctx.term()
+
+
+def test_a_probe_published_twice_counts_once() -> None:
+    """A 2015.8 master fires every publish as `new_job` and as `salt/job/<jid>/new`, the CLI's find_job
+    probes included: one probe jid is one probe, and its answers count once each."""
+    from tests.helpers import make_core, value
+
+    run, probe = "20270115080001000002", "20270115080006000003"
+    probe_data = {
+        "jid": probe,
+        "fun": "saltutil.find_job",
+        "tgt": MINIONS,
+        "tgt_type": "list",
+        "user": "root",
+        "arg": [run],
+        "minions": MINIONS,
+    }
+    job = {"jid": run, "fun": "cmd.run", "tgt": "*", "tgt_type": "glob", "user": "root", "minions": MINIONS}
+    core = make_core()
+    core.pipeline.bodies(
+        [
+            msg("new_job", {**job, "_t": T0}),
+            msg(f"salt/job/{run}/new", {**job, "_t": T0}),
+            msg("new_job", {**probe_data, "_t": T0 + 6}),
+            msg(f"salt/job/{probe}/new", {**probe_data, "_t": T0 + 6}),
+            *(
+                msg(
+                    f"salt/job/{probe}/ret/{m}",
+                    {
+                        "id": m,
+                        "fun": "saltutil.find_job",
+                        "fun_args": [run],
+                        "return": {"jid": run},
+                        "_t": T0 + 6.1,
+                    },
+                )
+                for m in MINIONS
+            ),
+        ]
+    )
+    assert value(core, 'salt_find_job_probes_total{function="cmd.run"}') == 1
+    assert value(core, 'salt_find_job_answers_total{answer="running",function="cmd.run"}') == len(MINIONS)
+    assert value(core, 'salt_jobs_published_total{function="cmd.run",tgt_type="glob"}') == 1
