@@ -213,6 +213,15 @@ class Settings:
         ),
         True,
     )
+    presence_interval: float = _setting(
+        "presence-interval",
+        _positive_float,
+        60.0,
+        (
+            "The master's `loop_interval` in seconds (how often it fires presence events); learnt from the "
+            "stream once two presence events were seen. A silent minion's reason waits at most this long."
+        ),
+    )
     job_deadline: float = _setting(
         "job-deadline",
         _positive_float,
@@ -351,6 +360,7 @@ class Settings:
             syndic_wait=self.syndic_wait,
             syndic_master=self.syndic_master,
             job_deadline=self.job_deadline,
+            presence_interval=self.presence_interval,
             max_jobs=self.max_jobs,
             max_peer_jobs=self.max_jobs,
             max_closed_jobs=self.max_closed_jobs,

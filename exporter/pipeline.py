@@ -123,9 +123,11 @@ class Pipeline:
                 self.tracker.advance(self.clock())
 
     def finish(self, horizon: float) -> None:
-        """End of a replay: run the clock `horizon` seconds past the last event, as the CLI would wait."""
+        """End of a replay: run the clock `horizon` seconds past the last event, as the CLI would wait; a
+        verdict still waiting for a presence event gets its reason from the last one in the recording."""
         with self.lock:
             self.tracker.advance(self.tracker.now + horizon)
+            self.tracker.settle()
 
     def close_all(self) -> int:
         """Shutdown: hand every open job to the close listeners (spans); returns how many there were."""

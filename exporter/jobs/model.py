@@ -74,6 +74,7 @@ class JobsConfig:
     max_syndics: int = 1_000  # syndic ids seen under syndic/<id>/ (they are not minions)
     max_peer_jobs: int = 10_000  # jids a 3007+ cluster peer published (its exporter owns them)
     grace: float = 1.0  # lag allowed between the CLI's decision and ours
+    presence_interval: float = 60.0  # the master's loop_interval, until two presence events show it
     detail: bool = False  # keep per-minion detail for close listeners (traces)
     keep_payload: bool = False  # also keep fun_args and return per minion (traces.include-args opt-in)
     max_state_details: int = 100  # per job, when detail is on
@@ -128,6 +129,7 @@ class Job:
     batch: bool = False
     batch_done: bool = False
     closed: bool = False
+    held: dict[str, float] | None = None  # minion -> verdict time, its reason awaiting a presence event
     silent: dict[str, tuple[float, str]] = field(default_factory=dict)  # minion -> (verdict time, reason)
     # Topology (exporter.jobs.topology).
     via: dict[str, str] | None = None  # minion -> the syndic that announced it

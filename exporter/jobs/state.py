@@ -45,12 +45,16 @@ class JobsState:
         self.peer_jobs: BoundedMap[str, None] = BoundedMap(config.max_peer_jobs, "peer_job", evicted)
         self.present: set[str] | None = None  # the master's presence view, once it sent one
         self._held: Presence | None = None  # exporter.jobs.topology: a presence event waiting for its copy
+        # exporter.jobs.verdict: jobs whose silent minions wait for the next presence event, by deadline.
+        self.held_verdicts: dict[str, float] = {}
+        self.presence_interval = config.presence_interval
+        self._last_present = 0.0
         self.pending_total = 0
         self._heap: list[tuple[float, int, str]] = []
         self._seq = 0
 
     def _finished(self, job: Job) -> bool:
-        return not job.pending and not (job.batch and not job.batch_done)
+        return not job.pending and job.held is None and not (job.batch and not job.batch_done)
 
     def _schedule(self, job: Job, at: float) -> None:
         job.check_at = at
@@ -88,6 +92,9 @@ class JobsState:
 
     def _presence_due(self) -> None:
         raise NotImplementedError  # exporter.jobs.topology
+
+    def _release_held(self, due_only: bool) -> None:
+        raise NotImplementedError  # exporter.jobs.verdict
 
     def _evict_oldest(self) -> None:
         job = next(iter(self.open.values()))

@@ -152,6 +152,13 @@ class Topology(JobsState):
         if held is not None and self.now >= held.stamp + PRESENCE_HOLD:
             self._apply_presence()
 
+    def _learn_interval(self, stamp: float) -> None:
+        """`salt/presence/present` comes every loop_interval: the gap between two is the hold's bound."""
+        last = self._last_present
+        if last and 0 < stamp - last < 3600:
+            self.presence_interval = stamp - last
+        self._last_present = stamp
+
     def _is_copy(self, event: Event) -> bool:
         """Whether ``event`` is the `syndic/<id>/` copy of the held presence event."""
         if type(event) is not SyndicEvent or event.presence is None:
@@ -170,11 +177,14 @@ class Topology(JobsState):
         if ev is None:
             return
         if ev.present is not None:
+            self._learn_interval(ev.stamp)
             self.present = set(ev.present)
             self.obs.presence(len(self.present), 0, 0)
-            return
-        present = self.present if self.present is not None else set()
-        present.update(ev.new)
-        present.difference_update(ev.lost)
-        self.present = present
-        self.obs.presence(len(present), len(ev.new), len(ev.lost))
+        else:
+            present = self.present if self.present is not None else set()
+            present.update(ev.new)
+            present.difference_update(ev.lost)
+            self.present = present
+            self.obs.presence(len(present), len(ev.new), len(ev.lost))
+        if self.held_verdicts:
+            self._release_held(due_only=False)

@@ -73,9 +73,15 @@ class Tracker(FindJobVerdicts, Topology, RunsAndBatches, JobsState):
             self._dispatch[type(event)](event)
 
     def close_all(self, status: str = SHUTDOWN) -> None:
-        """Hand every open job to the listeners (shutdown); metrics are not touched."""
+        """Hand every open job to the listeners (shutdown); metrics are not touched, except that verdicts
+        waiting for a presence event are given with what the master last said."""
+        self._release_held(due_only=False)
         for job in list(self.open.values()):
             self._close(job, self.now, status)
+
+    def settle(self) -> None:
+        """Give every held verdict its reason now (the end of a recording)."""
+        self._release_held(due_only=False)
 
     def reset(self) -> None:
         """A recording starts over (`--replay.loop`): close what is open and forget every jid."""
@@ -182,7 +188,7 @@ class Tracker(FindJobVerdicts, Topology, RunsAndBatches, JobsState):
             return
         if stamp > job.last:
             job.last = stamp
-        if not job.pending and not (job.batch and not job.batch_done):
+        if not job.pending and job.held is None and not (job.batch and not job.batch_done):
             self._close(job, job.last, CLOSED)
 
     def _keep_detail(

@@ -8,12 +8,17 @@ every extension has run out. Jobs nobody probes (`--async`, the API) get `job_de
 
 The reason for each silent minion is the one the CLI prints: `no_key` (in the publish's `missing`),
 `not_connected` (gone from the master's presence view, or, without presence events, it answered no probe)
-and `no_response`; `exporter.jobs.topology` refines it for syndics' minions.
+and `no_response`; `exporter.jobs.topology` refines it for syndics' minions. The CLI asks the publish
+port who is connected at the moment it gives up, while the bus only tells the presence view of the last
+`loop_interval`: a minion that is in that view but answered no probe may have died since, so its verdict
+is held until the next presence event (at most one presence interval) and then counted with the reason
+that event implies.
 """
 
 from __future__ import annotations
 
 import heapq
+from typing import Final
 
 from exporter.jobs.model import (
     CLOSED,
@@ -30,12 +35,17 @@ from exporter.jobs.state import JobsState
 from exporter.salt.events import JobNew, JobReturn
 from exporter.salt.results import find_job_running
 
+HOLD: Final = "hold"  # not a reason: the reason waits for the next presence event
+PRESENCE_WAIT: Final = 1.0  # a presence event is itself held up to a second (exporter.jobs.topology)
+
 
 class FindJobVerdicts(JobsState):
     def advance(self, now: float) -> None:
         """Move time forward and fire every check that is due."""
         self.now = max(self.now, now)
         self._presence_due()
+        if self.held_verdicts:
+            self._release_held(due_only=True)
         heap = self._heap
         while heap and heap[0][0] <= self.now:
             at, _, jid = heapq.heappop(heap)
@@ -129,11 +139,40 @@ class FindJobVerdicts(JobsState):
             if minion in self.syndics:
                 del job.minions[minion]  # the CLI does not report syndics as silent minions either
                 continue
-            self._verdict(job, minion, at, reason or self._reason(job, minion))
+            why = reason or self._reason(job, minion)
+            if why is HOLD:
+                job.minions[minion] = SILENT  # the CLI has given up on it: a return now is late
+                if job.held is None:
+                    job.held = {}
+                job.held[minion] = at
+            else:
+                self._verdict(job, minion, at, why)
         self.pending_total -= job.pending
         job.pending = 0
         job.last = max(job.last, at)
+        if job.held is not None:
+            job.check_at = -1.0  # no more find_job rounds: the next presence event decides
+            self.held_verdicts[job.jid] = at + self.presence_interval + 2 * self.cfg.grace + PRESENCE_WAIT
+            return
         self._close(job, job.last, CLOSED)
+
+    def _release_held(self, due_only: bool) -> None:
+        """Give the held verdicts their reasons from the presence view now (a presence event came, the
+        hold ran out, or the exporter stops), and close their jobs."""
+        now = self.now
+        for jid, deadline in list(self.held_verdicts.items()):
+            if due_only and deadline > now:
+                continue
+            del self.held_verdicts[jid]
+            job = self.open.get(jid)
+            if job is None or job.held is None:
+                continue
+            present = self.present or set()
+            for minion, at in job.held.items():
+                self._verdict(job, minion, at, NO_RESPONSE if minion in present else NOT_CONNECTED)
+            job.held = None
+            if self._finished(job):
+                self._close(job, job.last, CLOSED)
 
     def _reason(self, job: Job, minion: str) -> str:
         """Why the CLI calls this minion silent: what the master knows of its key and connection."""
@@ -145,7 +184,13 @@ class FindJobVerdicts(JobsState):
             return NO_KEY
         present = self.present
         if present is not None:
-            return NO_RESPONSE if minion in present else NOT_CONNECTED
+            if minion not in present:
+                return NOT_CONNECTED
+            if job.probes and (job.answered is None or minion not in job.answered):
+                # Present at the last presence event but silent to every probe: it may have died since,
+                # and the CLI asks the publish port right now. The next presence event tells.
+                return HOLD
+            return NO_RESPONSE
         return NO_RESPONSE if job.answered is not None and minion in job.answered else NOT_CONNECTED
 
     def _verdict(self, job: Job, minion: str, at: float, reason: str) -> None:

@@ -446,3 +446,65 @@ def test_syndic_presence_copy_split_across_reads_in_live_mode() -> None:
     feed(core, wire.body("salt/presence/change", changed))
     feed(core, wire.body("syndic/syn1/salt/presence/change", changed))
     assert value(core, 'salt_presence_changes_total{change="new"}') == 0
+
+
+def _held_job(core, presence_gap: float = 10.0) -> None:
+    """m1 and m2 return; m3 is in the last presence view but answers no probe (it died after that event)."""
+    for at in (T0 - 1 - presence_gap, T0 - 1):
+        feed(core, wire.body("salt/presence/present", {"present": M, "_stamp": wire.stamp(at)}))
+    feed(
+        core,
+        wire.new(JID, "cmd.run", M, T0),
+        wire.ret(JID, "m1", "cmd.run", T0 + 1),
+        wire.ret(JID, "m2", "cmd.run", T0 + 1),
+        wire.probe(PROBE, JID, ["m3"], T0 + 5),
+    )
+    core.pipeline.bodies([])  # nothing more until the verdict (round end T0 + 15, plus grace)
+    core.tracker.advance(T0 + 17)
+
+
+NOT_CONNECTED = 'salt_job_minions_no_return_total{function="cmd.run",reason="not_connected"}'
+NO_RESPONSE = 'salt_job_minions_no_return_total{function="cmd.run",reason="no_response"}'
+
+
+def test_silent_minion_waits_for_the_next_presence_event_then_not_connected() -> None:
+    """The CLI asks the publish port at verdict time and says [Not connected] for a minion that died after
+    the last presence event; the bus tells only at the next one, so the verdict waits for it."""
+    core = make_core()
+    _held_job(core)
+    assert value(core, NOT_CONNECTED) == 0 and value(core, NO_RESPONSE) == 0
+    assert value(core, "salt_jobs_in_flight") == 1
+    lost = wire.body("salt/presence/change", {"new": [], "lost": ["m3"], "_stamp": wire.stamp(T0 + 18.5)})
+    feed(core, lost)
+    core.tracker.advance(T0 + 20)  # the presence event itself waits up to a second for a syndic copy
+    assert value(core, NOT_CONNECTED) == 1 and value(core, NO_RESPONSE) == 0
+    assert value(core, "salt_jobs_in_flight") == 0
+    # The job's duration ends at the CLI's verdict, not at the presence event.
+    assert value(core, 'salt_job_duration_seconds_sum{function="cmd.run"}') == 15.0
+
+
+def test_silent_minion_still_present_at_the_next_presence_event_is_no_response() -> None:
+    core = make_core()
+    _held_job(core)
+    feed(core, wire.body("salt/presence/present", {"present": M, "_stamp": wire.stamp(T0 + 19)}))
+    core.tracker.advance(T0 + 21)
+    assert value(core, NO_RESPONSE) == 1 and value(core, NOT_CONNECTED) == 0
+
+
+def test_held_verdict_is_bounded_by_the_presence_interval_learnt_from_the_stream() -> None:
+    core = make_core()
+    _held_job(core, presence_gap=10.0)
+    core.tracker.advance(T0 + 15 + 10 + 2)  # not yet: verdict (T0 + 15) + interval + slack
+    assert value(core, NO_RESPONSE) == 0
+    core.tracker.advance(T0 + 15 + 10 + 4)
+    assert value(core, NO_RESPONSE) == 1 and value(core, "salt_jobs_in_flight") == 0
+
+
+def test_a_return_while_the_verdict_is_held_is_late() -> None:
+    core = make_core()
+    _held_job(core)
+    feed(core, wire.ret(JID, "m3", "cmd.run", T0 + 18))
+    assert value(core, 'salt_job_late_returns_total{function="cmd.run"}') == 1
+    feed(core, wire.body("salt/presence/present", {"present": M, "_stamp": wire.stamp(T0 + 19)}))
+    core.tracker.advance(T0 + 21)
+    assert value(core, NO_RESPONSE) == 1
