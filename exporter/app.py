@@ -111,11 +111,17 @@ class Daemon:
             loop=settings.replay_loop,
             max_backoff=settings.reconnect_max_backoff,
         )
+        listeners: list[CloseListener] = []
+        if settings.log_jobs:
+            from exporter.sinks.joblog import JobLog
+
+            listeners.append(JobLog())
         self.core = build_core(
             settings,
             time.time if self.source.live else None,
             framing=getattr(self.source, "framing", None),
             health=health,
+            listeners=listeners,
         )
         self.buffer = ByteBuffer(settings.buffer_size, self.core.health)
         self.web = WebServer(

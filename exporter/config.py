@@ -185,6 +185,16 @@ class Settings:
         "auto",
         ("json, console, or auto (console on a TTY)."),
     )
+    log_jobs: bool = _setting(
+        "log.jobs",
+        _bool,
+        False,
+        (
+            "Log one line per finished job: jid, function, targeted/returned/failed counts, duration, "
+            "silent minions with reasons (never payloads)."
+        ),
+        True,
+    )
     timeout: float = _setting(
         "timeout",
         _positive_float,
