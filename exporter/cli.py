@@ -13,7 +13,7 @@ import structlog
 
 from exporter import __version__, config
 
-COMMANDS = ("run", "record", "replay")
+COMMANDS = ("run", "record", "replay", "top")
 REPLAY_SETTINGS = (
     "timeout",
     "gather-job-timeout",
@@ -33,6 +33,24 @@ REPLAY_SETTINGS = (
     "traces.max-state-spans",
     "traces.max-queue",
     "shutdown.timeout",
+    "log.level",
+    "log.format",
+)
+
+# `top` reads the bus like the daemon and judges jobs like it; it serves nothing and exports no spans.
+TOP_SETTINGS = (
+    "bus",
+    "reconnect.max-backoff",
+    "buffer.size",
+    "replay.loop",
+    "timeout",
+    "gather-job-timeout",
+    "syndic-wait",
+    "syndic-master",
+    "job-deadline",
+    "max-jobs",
+    "max-closed-jobs",
+    "metrics.max-functions",
     "log.level",
     "log.format",
 )
@@ -82,6 +100,24 @@ def parser() -> argparse.ArgumentParser:
         "capture", help="a file written by `record` (tests/fixtures/*/*.bin are real-master ones)"
     )
 
+    live = sub.add_parser(
+        "top", help="a live view of jobs in flight, in the terminal (any --bus, or a recording)"
+    )
+    config.add_arguments(live, TOP_SETTINGS)
+    live.add_argument(
+        "--speed",
+        type=float,
+        default=1.0,
+        help="a recording replays at its recorded pace (1), N times faster, or 0: as fast as it reads",
+    )
+    live.add_argument("--refresh", type=float, default=4.0, help="redraws per second (default 4)")
+    live.add_argument(
+        "--window",
+        type=float,
+        default=300.0,
+        help="seconds of per-function rates and quantiles (default 300)",
+    )
+
     return top
 
 
@@ -111,7 +147,21 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 2
         replay(settings, args.capture, out=sys.stdout)
         return 0
+    if command == "top":
+        return _top(settings, args)
     raise AssertionError(command)  # argparse allows only COMMANDS
+
+
+def _top(settings: config.Settings, args: argparse.Namespace) -> int:
+    if args.speed < 0 or args.refresh <= 0 or args.window <= 0:
+        print(
+            "salt-event-exporter top: --speed must be 0 or more, --refresh and --window more than 0",
+            file=sys.stderr,
+        )
+        return 2
+    from exporter.live import run as run_top
+
+    return run_top(settings, speed=args.speed, refresh=args.refresh, window=args.window)
 
 
 def _run(settings: config.Settings, check_only: bool) -> int:
