@@ -23,6 +23,7 @@ DECODE_ERRORS = (
     "internal",
 )
 DROP_REASONS = ("buffer_full",)
+GAP_CAUSES = ("disconnect", "buffer_full", "desync")
 SPAN_DROP_REASONS = ("queue_full", "export_failed", "sampled_out")
 
 
@@ -44,6 +45,14 @@ class Health:
     spans_exported: int = 0
     spans_dropped: dict[str, int] = field(default_factory=lambda: _zeros(SPAN_DROP_REASONS))
     last_error: str = ""
+    disconnected_at: float = 0.0  # wall clock when the connection was lost (0 while connected)
+    first_drop_at: float = 0.0  # wall clock of the first chunk dropped since the last one kept
+    gaps: dict[str, int] = field(default_factory=lambda: _zeros(GAP_CAUSES))
+    gap_seconds: dict[str, float] = field(default_factory=lambda: dict.fromkeys(GAP_CAUSES, 0.0))
+
+    def count_gap(self, cause: str, seconds: float) -> None:
+        self.gaps[cause] = self.gaps.get(cause, 0) + 1
+        self.gap_seconds[cause] = self.gap_seconds.get(cause, 0.0) + max(seconds, 0.0)
 
     def count_error(self, reason: str) -> None:
         self.decode_errors[reason] = self.decode_errors.get(reason, 0) + 1

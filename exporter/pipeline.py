@@ -53,24 +53,20 @@ class Pipeline:
 
     def chunk(self, gen: int, gap: bool, data: bytes) -> None:
         """Feed one buffered chunk; a new generation is a new connection, so framing is detected anew."""
+        if gen != self.generation or gap:
+            self._discontinuity(gen, gap)
         if self.fixed_framing is not None:
             # Message transports (ZeroMQ) deliver one event body per chunk.
             frames = self.health.frames
             frames[self.fixed_framing] = frames.get(self.fixed_framing, 0) + 1
             self.bodies([data])
             return
-        if gen != self.generation:
-            if self.generation != -1 and self.clock is None:
-                self._new_epoch()
-            self.generation = gen
-            self.decoder.reset()
-        elif gap:
-            self.decoder.gap()
         decoder = self.decoder
         before = decoder.resyncs
         bodies = decoder.feed(data)
         if decoder.resyncs != before:
             self.health.resyncs += decoder.resyncs - before
+            self._gap("desync", 0.0)
         if bodies:
             framing = decoder.framing or "unknown"
             frames = self.health.frames
@@ -78,6 +74,33 @@ class Pipeline:
             self.bodies(bodies)
         elif self.clock is not None:
             self.tick()
+
+    def _discontinuity(self, gen: int, gap: bool) -> None:
+        """A new connection, or bytes dropped before this chunk: the stream has a hole."""
+        health = self.health
+        if gen != self.generation:
+            first = self.generation == -1
+            self.generation = gen
+            self.decoder.reset()
+            if first:
+                return
+            if self.clock is None:
+                self._new_epoch()  # a recording replayed in a loop starts over
+                return
+            down = health.disconnected_at
+            self._gap("disconnect", self.clock() - down if down else 0.0)
+            health.disconnected_at = 0.0
+        elif gap:
+            self.decoder.gap()
+            if self.clock is not None:
+                first_drop = health.first_drop_at
+                self._gap("buffer_full", self.clock() - first_drop if first_drop else 0.0)
+                health.first_drop_at = 0.0
+
+    def _gap(self, cause: str, seconds: float) -> None:
+        self.health.count_gap(cause, seconds)
+        with self.lock:
+            self.tracker.bus_gap()
 
     def _new_epoch(self) -> None:
         """A recording starts over (`--replay.loop`): close what is open, forget jids, shift time."""

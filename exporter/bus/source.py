@@ -13,6 +13,7 @@ import errno
 import random
 import socket
 import threading
+import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -49,6 +50,8 @@ class ByteBuffer:
             while block and self._size + len(data) > self.limit and self._items and not self.closed:
                 self._cond.wait(0.5)
             if self._size + len(data) > self.limit and self._items:
+                if not self._gap:
+                    self.health.first_drop_at = time.time()
                 self._gap = True
                 self.health.count_drop("buffer_full", len(data))
                 return False
@@ -168,6 +171,7 @@ class StreamSource:
             reason = self._read(sock, gen, emit, stop)
             sock.close()
             health.connected = False
+            health.disconnected_at = time.time()
             if not stop.is_set():
                 log.warning("bus_disconnected", bus=self.address, reason=reason, retrying=True)
                 stop.wait(self.backoff.next())

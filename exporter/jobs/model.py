@@ -22,6 +22,7 @@ NO_KEY: Final = "no_key"  # listed in the publish's `missing`: no accepted key, 
 NOT_CONNECTED: Final = "not_connected"  # the master does not see the minion connected (CLI: [Not connected])
 NO_RESPONSE: Final = "no_response"  # connected, but never returned in time (CLI: [No response])
 DEADLINE: Final = "deadline"  # nobody probed the job and the deadline passed (async and API jobs)
+BUS_GAP: Final = "bus_gap"  # the exporter lost events while the job was open: the return may have been missed
 
 # Why a job was closed, for close listeners.
 CLOSED: Final = "closed"
@@ -129,6 +130,7 @@ class Job:
     batch: bool = False
     batch_done: bool = False
     closed: bool = False
+    gap: bool = False  # the exporter lost events while this job was open
     held: dict[str, float] | None = None  # minion -> verdict time, its reason awaiting a presence event
     silent: dict[str, tuple[float, str]] = field(default_factory=dict)  # minion -> (verdict time, reason)
     # Topology (exporter.jobs.topology).

@@ -79,6 +79,12 @@ class Tracker(FindJobVerdicts, Topology, RunsAndBatches, JobsState):
         for job in list(self.open.values()):
             self._close(job, self.now, status)
 
+    def bus_gap(self) -> None:
+        """Events were lost (reconnect, dropped bytes, undecodable bytes): every open job may have missed
+        returns, so its minions that stay silent are not called silent but `bus_gap`."""
+        for job in self.open.values():
+            job.gap = True
+
     def settle(self) -> None:
         """Give every held verdict its reason now (the end of a recording)."""
         self._release_held(due_only=False)

@@ -21,6 +21,7 @@ import heapq
 from typing import Final
 
 from exporter.jobs.model import (
+    BUS_GAP,
     CLOSED,
     DEADLINE,
     NO_KEY,
@@ -139,7 +140,7 @@ class FindJobVerdicts(JobsState):
             if minion in self.syndics:
                 del job.minions[minion]  # the CLI does not report syndics as silent minions either
                 continue
-            why = reason or self._reason(job, minion)
+            why = BUS_GAP if job.gap else reason or self._reason(job, minion)
             if why is HOLD:
                 job.minions[minion] = SILENT  # the CLI has given up on it: a return now is late
                 if job.held is None:

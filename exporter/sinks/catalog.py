@@ -109,7 +109,8 @@ METRICS: tuple[MetricSpec, ...] = (
     _c(
         "salt_job_minions_no_return_total",
         ("function", "reason"),
-        "Targeted minions that did not return: no_key, not_connected, no_response or deadline.",
+        "Targeted minions that did not return: no_key, not_connected, no_response, deadline, or bus_gap (the "
+        "exporter lost events while the job was open, so the return may have been missed).",
     ),
     _c("salt_job_late_returns_total", F, "Returns that arrived after the minion was declared silent."),
     _c(
@@ -193,6 +194,18 @@ METRICS: tuple[MetricSpec, ...] = (
         "Bytes read but dropped before decoding, by reason (buffer_full).",
     ),
     _c("salt_exporter_resyncs_total", (), "Times the frame decoder resynchronised after dropped bytes."),
+    _c(
+        "salt_exporter_bus_gaps_total",
+        ("cause",),
+        "Times the exporter lost events: disconnect (the connection dropped), buffer_full (bytes dropped "
+        "because processing fell behind) or desync (undecodable bytes skipped).",
+    ),
+    _c(
+        "salt_exporter_bus_gap_seconds_total",
+        ("cause",),
+        "Seconds of bus lost to gaps: disconnected time, or the time between the first dropped chunk and the "
+        "next one kept.",
+    ),
     _g("salt_exporter_buffer_bytes", (), "Bytes read and waiting for processing."),
     _g("salt_exporter_last_event_timestamp_seconds", (), "Unix time when the last event was processed."),
     _g("salt_exporter_jobs_tracked", ("state",), "Jobs held in memory: open or recently closed."),

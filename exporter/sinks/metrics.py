@@ -411,6 +411,8 @@ class SaltCollector(Collector):
             "salt_exporter_decode_errors_total": [((k,), float(v)) for k, v in list(h.decode_errors.items())],
             "salt_exporter_dropped_bytes_total": [((k,), float(v)) for k, v in list(h.dropped_bytes.items())],
             "salt_exporter_resyncs_total": [((), float(h.resyncs))],
+            "salt_exporter_bus_gaps_total": [((k,), float(v)) for k, v in list(h.gaps.items())],
+            "salt_exporter_bus_gap_seconds_total": [((k,), v) for k, v in list(h.gap_seconds.items())],
             "salt_exporter_buffer_bytes": [((), float(h.buffer_bytes))],
             "salt_exporter_last_event_timestamp_seconds": [((), h.last_event)],
             "salt_exporter_jobs_tracked": [(("open",), in_flight), (("closed",), closed)],

@@ -375,6 +375,8 @@ class TraceSink:
             "salt.find_job.probes": job.probes,
             "salt.job.status": status,
         }
+        if job.gap:
+            attributes["salt.bus_gap"] = True  # the exporter lost events while this job was open
         arg = lazy(job.raw_arg) if self.redactor is not None else None
         if self.redactor is not None and arg is not None:
             attributes["salt.arg"] = self.redactor.text(arg)

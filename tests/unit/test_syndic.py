@@ -15,9 +15,9 @@ from typing import Any
 import msgpack
 import pytest
 
-from exporter.app import replay
 from exporter.bus.frames import FrameDecoder
-from exporter.salt.events import parse_stamp
+from exporter.replay import replay
+from exporter.salt.stamps import parse_stamp
 from exporter.sinks.traces import trace_id_for
 from tests.helpers import samples, settings
 from tests.unit.test_replay import stable

@@ -508,3 +508,66 @@ def test_a_return_while_the_verdict_is_held_is_late() -> None:
     feed(core, wire.body("salt/presence/present", {"present": M, "_stamp": wire.stamp(T0 + 19)}))
     core.tracker.advance(T0 + 21)
     assert value(core, NO_RESPONSE) == 1
+
+
+class Clock:
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _gap_core(clock: Clock):
+    core = make_core(clock=clock)
+    core.pipeline.chunk(1, False, wire.wrap(wire.new(JID, "test.ping", M, T0)))
+    core.pipeline.chunk(1, False, wire.wrap(wire.ret(JID, "m1", "test.ping", T0 + 0.1)))
+    return core
+
+
+def _gap_verdict(core, clock: Clock) -> None:
+    """The CLI probes m2 and m3 after the gap and gives up on them: their returns may have been lost."""
+    clock.now = T0 + 5
+    core.pipeline.chunk(
+        core.pipeline.generation, False, wire.wrap(wire.probe(PROBE, JID, ["m2", "m3"], T0 + 5))
+    )
+    clock.now = T0 + 30
+    core.pipeline.tick()
+
+
+def test_reconnect_mid_job_gives_bus_gap_not_silent() -> None:
+    clock = Clock(T0 + 0.2)
+    core = _gap_core(clock)
+    core.health.disconnected_at = T0 + 0.5  # the reader lost the connection here ...
+    clock.now = T0 + 2.5
+    core.pipeline.chunk(
+        2, False, wire.wrap(wire.body("salt/minion/m9/start", {"_stamp": wire.stamp(T0 + 2.5)}))
+    )
+    _gap_verdict(core, clock)  # ... and m2, m3 returned while it was down
+    assert value(core, 'salt_job_minions_no_return_total{function="test.ping",reason="bus_gap"}') == 2
+    for reason in ("no_response", "not_connected"):
+        assert value(core, f'salt_job_minions_no_return_total{{function="test.ping",reason="{reason}"}}') == 0
+    assert value(core, 'salt_exporter_bus_gaps_total{cause="disconnect"}') == 1
+    assert value(core, 'salt_exporter_bus_gap_seconds_total{cause="disconnect"}') == 2.0
+
+
+def test_dropped_bytes_mid_job_give_bus_gap() -> None:
+    clock = Clock(T0 + 0.2)
+    core = _gap_core(clock)
+    core.health.first_drop_at = T0 + 1.0
+    clock.now = T0 + 1.5
+    core.pipeline.chunk(
+        1, True, wire.wrap(wire.body("salt/minion/m9/start", {"_stamp": wire.stamp(T0 + 1.5)}))
+    )
+    _gap_verdict(core, clock)
+    assert value(core, 'salt_job_minions_no_return_total{function="test.ping",reason="bus_gap"}') == 2
+    assert value(core, 'salt_exporter_bus_gaps_total{cause="buffer_full"}') == 1
+    assert value(core, 'salt_exporter_bus_gap_seconds_total{cause="buffer_full"}') == 0.5
+
+
+def test_without_a_gap_the_same_job_is_silent() -> None:
+    clock = Clock(T0 + 0.2)
+    core = _gap_core(clock)
+    _gap_verdict(core, clock)
+    assert value(core, 'salt_job_minions_no_return_total{function="test.ping",reason="bus_gap"}') == 0
+    assert value(core, 'salt_job_minions_no_return_total{function="test.ping",reason="not_connected"}') == 2
