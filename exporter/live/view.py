@@ -9,6 +9,7 @@ the raw pane shows an event's tag, its field names and a few fields that are not
 from __future__ import annotations
 
 import fnmatch
+import heapq
 from collections import deque
 from dataclasses import dataclass, field
 from itertools import islice
@@ -16,13 +17,13 @@ from typing import Any, Final
 
 import msgpack
 
-from exporter.jobs.model import PENDING, RETURNED, SILENT, Job
+from exporter.jobs.model import PENDING, RETURNED, SILENT, Job, MinionResult
 from exporter.live.feed import Closed, Feed
 from exporter.sinks.catalog import LATENCY_BUCKETS
 
 OUTCOMES: Final = ("all", "running", "silent", "failed", "ok")
 JOBS_SHOWN: Final = 300
-MINIONS_SHOWN: Final = 500
+MINIONS_SHOWN: Final = 200
 SILENT_NAMED: Final = 3
 # Event fields that are never payload: shown with their values in the raw pane (others by name only).
 SAFE_FIELDS: Final = ("fun", "id", "retcode", "success", "act", "tgt_type", "cmd")
@@ -210,31 +211,54 @@ def job_detail(feed: Feed, jid: str, minion: str = "", limit: int = MINIONS_SHOW
             probed.update(ev.value.split(","))
         else:
             answers.setdefault(ev.minion, []).append(ev.value)
-    rows: list[MinionRow] = []
+    # Sort keys first (cheap tuples), rows only for the `limit` shown: a job may have 20,000 minions.
+    keys: list[tuple[int, float, str]] = []
     for name, state in states.items():
-        if not match_minion(minion, name):
+        if minion and not match_minion(minion, name):
             continue
-        result = results.get(name)
-        latency = result.stamp - start if result is not None else None
-        reason = ""
-        if state == RETURNED and result is not None:
-            outcome = "late" if result.late else result.outcome
-            outcome = "ok" if outcome == "success" else ("failed" if outcome == "failure" else outcome)
-            reason = result.reason or ""
+        if state == RETURNED:
+            result = results.get(name)
+            if result is None:
+                keys.append((ORDER["ok"], 0.0, name))
+                continue
+            order = ORDER["late"] if result.late else ORDER["ok" if result.outcome == "success" else "failed"]
+            keys.append((order, start - result.stamp, name))
         elif state == SILENT:
-            verdict = silent.get(name)
-            outcome = "silent" if verdict is not None else "held"
-            reason = verdict[1] if verdict is not None else "awaiting presence"
-        elif state == PENDING:
-            outcome = "pending"
+            keys.append((ORDER["silent" if name in silent else "held"], 0.0, name))
         else:
-            outcome = "?"
-        said = answers.get(name)
-        text = _answers(said) if said else ("no answer" if name in probed else "")
-        rows.append(MinionRow(name, outcome, latency, reason, text))
-    total = len(rows)
-    rows.sort(key=lambda r: (ORDER.get(r.outcome, 9), -(r.latency or 0.0), r.minion))
-    return JobDetail(row, probe_times, rows[:limit], total)
+            keys.append((ORDER["pending"], 0.0, name))
+    total = len(keys)
+    chosen = heapq.nsmallest(limit, keys)
+    rows = [_minion_row(name, states[name], results, silent, answers, probed, start) for _, _, name in chosen]
+    return JobDetail(row, probe_times, rows, total)
+
+
+def _minion_row(
+    name: str,
+    state: int,
+    results: dict[str, MinionResult],
+    silent: dict[str, tuple[float, str]],
+    answers: dict[str, list[str]],
+    probed: set[str],
+    start: float,
+) -> MinionRow:
+    result = results.get(name)
+    latency = result.stamp - start if result is not None else None
+    reason = ""
+    if state == RETURNED and result is not None:
+        outcome = "late" if result.late else ("ok" if result.outcome == "success" else "failed")
+        reason = result.reason or ""
+    elif state == SILENT:
+        verdict = silent.get(name)
+        outcome = "silent" if verdict is not None else "held"
+        reason = verdict[1] if verdict is not None else "awaiting presence"
+    elif state == PENDING:
+        outcome = "pending"
+    else:
+        outcome = "ok"
+    said = answers.get(name)
+    text = _answers(said) if said else ("no answer" if name in probed else "")
+    return MinionRow(name, outcome, latency, reason, text)
 
 
 def _answers(said: list[str]) -> str:
