@@ -24,7 +24,7 @@ DECODE_ERRORS = (
 )
 DROP_REASONS = ("buffer_full",)
 GAP_CAUSES = ("disconnect", "buffer_full", "desync")
-SPAN_DROP_REASONS = ("queue_full", "export_failed", "sampled_out")
+SPAN_DROP_REASONS = ("queue_full", "export_failed", "sampled_out", "shutdown_timeout")
 
 
 def _zeros(keys: tuple[str, ...]) -> dict[str, int]:

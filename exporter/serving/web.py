@@ -43,6 +43,9 @@ class WebConfig:
     tls: ssl.SSLContext | None = None
     users: dict[str, bytes] = field(default_factory=dict)
     mtime: float = 0.0
+    # Every file the config reads (itself, cert, key, client CA) -> its mtime when read: a certificate
+    # renewed in place (cert-manager, certbot) is served without a SIGHUP.
+    watched: dict[str, float] = field(default_factory=dict)
 
 
 def load_web_config(path: str) -> WebConfig:
@@ -60,7 +63,7 @@ def load_web_config(path: str) -> WebConfig:
     unknown = set(data) - {"tls_server_config", "basic_auth_users", "http_server_config"}
     if unknown:
         raise WebConfigError(f"web.config.file {path}: unknown key(s) {', '.join(sorted(unknown))}")
-    config = WebConfig(mtime=mtime)
+    config = WebConfig(mtime=mtime, watched={path: mtime})
     users = data.get("basic_auth_users") or {}
     if not isinstance(users, dict):
         raise WebConfigError(f"web.config.file {path}: basic_auth_users must map user names to bcrypt hashes")
@@ -74,7 +77,16 @@ def load_web_config(path: str) -> WebConfig:
     tls = data.get("tls_server_config")
     if tls:
         config.tls = _tls_context(path, tls)
+        _watch_tls_files(config, file.parent, tls)
     return config
+
+
+def _watch_tls_files(config: WebConfig, base: Path, tls: dict[str, Any]) -> None:
+    for key in ("cert_file", "key_file", "client_ca_file"):
+        if tls.get(key):
+            named = str(base / str(tls[key]))
+            with contextlib.suppress(OSError):
+                config.watched[named] = Path(named).stat().st_mtime
 
 
 def _tls_context(path: str, tls: dict[str, Any]) -> ssl.SSLContext:
@@ -160,14 +172,17 @@ class WebServer:
         return True
 
     def maybe_reload(self) -> None:
+        """Reload when the web config or a file it names (certificate, key, client CA) changed."""
         if not self.web_config_file:
             return
-        try:
-            mtime = Path(self.web_config_file).stat().st_mtime
-        except OSError:
-            return
-        if mtime != self.config.mtime:
-            self.reload()
+        for name, seen in self.config.watched.items():
+            try:
+                mtime = Path(name).stat().st_mtime
+            except OSError:
+                continue  # mid-rotation: try again at the next check
+            if mtime != seen:
+                self.reload()
+                return
 
     def _handler_class(self) -> type[BaseHTTPRequestHandler]:  # noqa: C901 (one branch per endpoint)
         server = self

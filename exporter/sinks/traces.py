@@ -535,11 +535,23 @@ class TraceSink:
         dropped["sampled_out"] = dropped.get("sampled_out", 0) + count
 
     def shutdown(self, timeout: float) -> None:
-        """Flush within `timeout` seconds, then stop the exporter."""
-        ok = self.processor.force_flush(int(timeout * 1000))
-        if not ok:
-            log.warning("span_flush_incomplete", timeout_seconds=timeout)
-        self.processor.shutdown()
+        """Flush and stop within `timeout` seconds, whatever the backend does: the SDK's shutdown waits for
+        an export in flight, which only the OTLP client's own timeout ends. Spans still queued then are
+        counted as dropped (`shutdown_timeout`)."""
+        done = threading.Event()
+
+        def flush_and_stop() -> None:
+            if not self.processor.force_flush(int(timeout * 1000)):
+                log.warning("span_flush_incomplete", timeout_seconds=timeout)
+            self.processor.shutdown()
+            done.set()
+
+        threading.Thread(target=flush_and_stop, name="span-shutdown", daemon=True).start()
+        if not done.wait(timeout):
+            left = max(self.processor.pending[0], 0)
+            dropped = self.health.spans_dropped
+            dropped["shutdown_timeout"] = dropped.get("shutdown_timeout", 0) + left
+            log.warning("span_flush_abandoned", timeout_seconds=timeout, spans_dropped=left)
 
 
 def _clock_seconds(text: str) -> float | None:
