@@ -34,7 +34,16 @@ demo_broken:
 BUNDLED = Path(__file__).parent / "data" / "demo.bin"
 
 
+_QUIET = False  # --top: the live view owns the terminal, so lines go to its log line instead
+
+
 def _say(text: str) -> None:
+    if _QUIET:
+        import structlog
+
+        for line in text.strip().splitlines():
+            structlog.get_logger("demo").info(line.strip())
+        return
     print(text, flush=True)
 
 
@@ -73,7 +82,7 @@ def _start_daemon(settings: Settings, bus: str, loop: bool = False) -> tuple[Dae
     return daemon, thread
 
 
-def run_demo(settings: Settings, version: str, duration: float, replay_only: bool) -> int:
+def run_demo(settings: Settings, version: str, duration: float, replay_only: bool, top: bool = False) -> int:
     stop = threading.Event()
     signal.signal(signal.SIGINT, lambda *a: stop.set())
     signal.signal(signal.SIGTERM, lambda *a: stop.set())
@@ -91,8 +100,36 @@ def run_demo(settings: Settings, version: str, duration: float, replay_only: boo
         else:
             _say("starting a salt-master and 3 minions on loopback (private root_dir, free ports)...")
             with SaltLab(version, venv=venv, loop_interval=5) as lab:
+                if top:
+                    return _with_top(
+                        settings, lab.bus_path, lambda: _live(settings, lab, stop, deadline), stop
+                    )
                 return _live(settings, lab, stop, deadline)
+    if top:
+        return _with_top(settings, str(BUNDLED), lambda: _replay(settings, stop, deadline), stop, loop=True)
     return _replay(settings, stop, deadline)
+
+
+def _with_top(settings: Settings, bus: str, driver: Any, stop: threading.Event, loop: bool = False) -> int:
+    """`--top`: the jobs run in a thread (their lines go to the view's log line), the live view in front;
+    quitting the view stops the jobs, and the end of `--duration` closes the view."""
+    from exporter.live import run as run_top
+
+    global _QUIET
+    _QUIET = True
+
+    def drive() -> None:
+        try:
+            driver()
+        finally:
+            stop.set()
+
+    thread = threading.Thread(target=drive, name="demo-jobs", daemon=True)
+    thread.start()
+    run_top(settings.replace(bus=bus, replay_loop=loop), speed=1.0, stop=stop)
+    stop.set()
+    thread.join(timeout=150)
+    return 0
 
 
 def _replay(settings: Settings, stop: threading.Event, deadline: float | None) -> int:
@@ -166,6 +203,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--salt-version", default="3008.4", help="Salt release from PyPI (default 3008.4)")
     parser.add_argument("--duration", type=float, default=0, help="stop after this many seconds (0: Ctrl-C)")
     parser.add_argument("--replay", action="store_true", help="skip Salt; loop a bundled real capture")
+    parser.add_argument(
+        "--top",
+        action="store_true",
+        help="show the live job view (salt-event-exporter top) instead of summaries",
+    )
     args = parser.parse_args(argv)
     try:
         settings = config.load(args)
@@ -173,7 +215,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"scripts/demo: {exc}", file=sys.stderr)
         return 2
     setup_logging(settings.log_level, settings.log_format)
-    return run_demo(settings, args.salt_version, args.duration, args.replay)
+    return run_demo(settings, args.salt_version, args.duration, args.replay, top=args.top)
 
 
 if __name__ == "__main__":

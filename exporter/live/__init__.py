@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import threading
 from collections import deque
 from typing import Any
 
@@ -52,14 +53,21 @@ def log_to(lines: LogLines, level: str, fmt: str) -> None:
     )
 
 
-def run(settings: Settings, speed: float = 1.0, refresh: float = 4.0, window: float = 300.0) -> int:
+def run(
+    settings: Settings,
+    speed: float = 1.0,
+    refresh: float = 4.0,
+    window: float = 300.0,
+    stop: threading.Event | None = None,
+) -> int:
+    """Run the view until `q` (or until `stop` is set, for the demo)."""
     from exporter.live.feed import Feed
     from exporter.live.screen import LiveApp
 
     lines = LogLines()
     log_to(lines, settings.log_level, settings.log_format)
     feed = Feed(settings, speed=speed)
-    app = LiveApp(feed, refresh_hz=refresh, window=window, logs=lines.lines)
+    app = LiveApp(feed, refresh_hz=refresh, window=window, logs=lines.lines, stop=stop)
     feed.start()
     try:
         app.run()

@@ -6,6 +6,7 @@ space freeze, enter open the job under the cursor (one row per minion), escape b
 
 from __future__ import annotations
 
+import threading
 import time
 from collections import deque
 from typing import Any, ClassVar
@@ -190,10 +191,16 @@ class LiveApp(App[None]):
     ]
 
     def __init__(
-        self, feed: Feed, refresh_hz: float = 4.0, window: float = 300.0, logs: deque[str] | None = None
+        self,
+        feed: Feed,
+        refresh_hz: float = 4.0,
+        window: float = 300.0,
+        logs: deque[str] | None = None,
+        stop: threading.Event | None = None,
     ) -> None:
         super().__init__()
         self.feed = feed
+        self.stop = stop  # set by someone else (the demo's driver): the view exits
         self.refresh_hz = refresh_hz
         self.filters = Filters()
         self.frozen = False
@@ -233,6 +240,9 @@ class LiveApp(App[None]):
 
     def tick(self) -> None:
         started = time.monotonic()
+        if self.stop is not None and self.stop.is_set():
+            self.exit()
+            return
         if started - self._last_sample >= 1.0:
             self._last_sample = started
             self.rates.add(take_sample(self.feed))

@@ -115,3 +115,28 @@ def test_record_logs_in_the_console_format_on_a_terminal(tmp_path: Path, termina
     assert not line.lstrip().startswith("{")  # not JSON
     term.keys("C-c")
     assert term.exit_code(20) == 0
+
+
+def test_demo_shows_the_live_view(terminals: list[Terminal]) -> None:
+    """`scripts/demo --replay --top`: the bundled real capture in the live view; --duration closes it."""
+    term = Terminal(
+        [
+            uv(),
+            "run",
+            "python",
+            "-m",
+            "lab.demo",
+            "--replay",
+            "--top",
+            "--duration",
+            "8",
+            "--web.listen-address",
+            "127.0.0.1:0",
+        ]
+    )
+    terminals.append(term)
+    screen = term.wait_for(
+        lambda s: "jobs in flight" in s and re.search(r"\d+/\d+", s), 30, "jobs in the view"
+    )
+    assert "demo.bin" in screen and "recording x1" in screen
+    assert term.exit_code(60) == 0
