@@ -306,7 +306,8 @@ def take_sample(feed: Feed) -> Sample:
     for (fun, outcome), value in snap.get(RETURNS, []):
         ok, bad = returns.get(fun, (0.0, 0.0))
         returns[fun] = (ok + value, bad) if outcome == "success" else (ok, bad + value)
-    latency = {key[0]: list(counts) for key, (counts, _) in snap.get(LATENCY, [])}
+    # A histogram's value is (bucket counts, sum, ...): only the counts are read.
+    latency = {key[0]: list(value[0]) for key, value in snap.get(LATENCY, [])}
     published: dict[str, float] = {}
     for (fun, _), value in snap.get(PUBLISHED, []):
         published[fun] = published.get(fun, 0.0) + value
