@@ -86,7 +86,9 @@ def build_core(
     if trace_exporter is not None or tracing_enabled(settings, env):
         from exporter.sinks.traces import build_trace_sink  # OpenTelemetry only when tracing
 
-        traces = build_trace_sink(settings.traces_config(), health, env, exporter=trace_exporter)
+        traces = build_trace_sink(
+            settings.traces_config(), health, env, exporter=trace_exporter, on_exemplar=sink.exemplar
+        )
     tracker = Tracker(
         settings.jobs_config(tracing=traces is not None, detail=detail),
         sink,

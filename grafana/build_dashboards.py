@@ -60,7 +60,14 @@ def target(expr: str, legend: str = "", ref: str = "A", fmt: str = "time_series"
     out: dict[str, Any] = {"datasource": DS, "expr": expr, "refId": ref, "legendFormat": legend or "__auto"}
     if fmt != "time_series":
         out["format"] = fmt
+    if any(f"{name}_bucket" in expr for name in EXEMPLAR_HISTOGRAMS):
+        # With tracing on, these buckets carry exemplars: a dot per sampled observation, linking to its span
+        # through the datasource's exemplarTraceIdDestinations (grafana/provisioning/datasources/).
+        out["exemplar"] = True
     return out
+
+
+EXEMPLAR_HISTOGRAMS = ("salt_job_return_latency_seconds", "salt_job_duration_seconds")
 
 
 class Layout:

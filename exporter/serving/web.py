@@ -23,6 +23,7 @@ import bcrypt
 import structlog
 import yaml
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client.openmetrics import exposition as openmetrics
 
 log = structlog.get_logger("exporter.serving.web")
 
@@ -204,13 +205,16 @@ class WebServer:
                     return
                 path = self.path.split("?", 1)[0]
                 if path == server.telemetry_path:
+                    # OpenMetrics (which carries exemplars) when the scraper asks for it, as Prometheus
+                    # does with exemplar storage on; the classic text format otherwise.
+                    om = "application/openmetrics-text" in (self.headers.get("Accept") or "")
                     try:
-                        body = generate_latest(server.registry)
+                        body = (openmetrics.generate_latest if om else generate_latest)(server.registry)
                     except Exception:
                         log.exception("scrape_failed")
                         self._send(500, b"scrape failed, see the exporter log\n")
                         return
-                    self._send(200, body, CONTENT_TYPE_LATEST)
+                    self._send(200, body, openmetrics.CONTENT_TYPE_LATEST if om else CONTENT_TYPE_LATEST)
                 elif path == "/-/healthy":
                     self._send(200, b"Healthy\n")
                 elif path == "/-/ready":

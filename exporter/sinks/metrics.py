@@ -25,6 +25,7 @@ from prometheus_client.core import (
     Metric,
 )
 from prometheus_client.registry import Collector
+from prometheus_client.samples import Exemplar
 
 from exporter import __version__
 from exporter.health import Health
@@ -57,14 +58,16 @@ def _clean(value: str) -> str:
 
 
 class _Hist:
-    """Non-cumulative bucket counts (cumulated at scrape), sum and count."""
+    """Non-cumulative bucket counts (cumulated at scrape), sum and count; with tracing, the latest
+    exemplar (trace id, span id, value, time) per bucket."""
 
-    __slots__ = ("buckets", "counts", "sum")
+    __slots__ = ("buckets", "counts", "exemplars", "sum")
 
     def __init__(self, buckets: tuple[float, ...]) -> None:
         self.buckets = buckets
         self.counts = [0] * (len(buckets) + 1)
         self.sum = 0.0
+        self.exemplars: list[Exemplar | None] | None = None
 
     def observe(self, value: float) -> None:
         self.counts[bisect_left(self.buckets, value)] += 1
@@ -278,6 +281,20 @@ class MetricsSink:
         if self.cfg.minion_label:
             self._minion(minion).no_return += 1
 
+    def exemplar(self, metric: str, fun: str, value: float, trace_id: str, span_id: str, at: float) -> None:
+        """A sampled span for an observation of `metric` (latency or duration) of `fun`: the bucket it fell
+        in links to that span (OpenMetrics exemplars, served when the scraper asks for OpenMetrics)."""
+        family = self.hists[metric]
+        hist = family.get((self.fn(fun),))
+        if hist is None:
+            return
+        if hist.exemplars is None:
+            hist.exemplars = [None] * len(hist.counts)
+        value = max(value, 0.0)
+        hist.exemplars[bisect_left(hist.buckets, value)] = Exemplar(
+            {"trace_id": trace_id, "span_id": span_id}, value, at
+        )
+
     def job_closed(self, fun: str, duration: float) -> None:
         self._observe(self._duration, (self.fn(fun),), duration if duration > 0 else 0.0)
 
@@ -362,7 +379,9 @@ class MetricsSink:
         for name, fam in self.counters.items():
             out[name] = list(fam.items())
         for name, hfam in self.hists.items():
-            out[name] = [(k, (list(v.counts), v.sum)) for k, v in hfam.items()]
+            out[name] = [
+                (k, (list(v.counts), v.sum, v.exemplars and list(v.exemplars))) for k, v in hfam.items()
+            ]
         if self._presence_present is not None:
             out["salt_presence_minions"] = [((), self._presence_present)]
         runs: dict[str, float] = {}
@@ -452,11 +471,12 @@ def _family(spec: MetricSpec, rows: list[tuple[tuple[str, ...], Any]]) -> Metric
         return gauge
     hist = HistogramMetricFamily(spec.name, spec.help, labels=labels)
     bounds = [*(repr(float(b)) if b != int(b) else f"{float(b)}" for b in spec.buckets), "+Inf"]
-    for key, (counts, total) in rows:
+    for key, (counts, total, exemplars) in rows:
         cumulative = 0
-        buckets = []
-        for bound, n in zip(bounds, counts, strict=True):
+        buckets: list[Any] = []
+        for i, (bound, n) in enumerate(zip(bounds, counts, strict=True)):
             cumulative += n
-            buckets.append((bound, float(cumulative)))
+            exemplar = exemplars[i] if exemplars else None
+            buckets.append((bound, float(cumulative), exemplar) if exemplar else (bound, float(cumulative)))
         hist.add_metric(list(key), buckets, total)
     return hist

@@ -20,7 +20,7 @@ import json
 import re
 import threading
 import zlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -211,6 +211,10 @@ class Redactor:
         return out if len(out) <= self.cap else out[: self.cap] + "...(truncated)"
 
 
+# (metric, function, observed value, trace id hex, span id hex, time): the metrics sink's exemplar hook.
+ExemplarSink = Callable[[str, str, float, str, str, float], None]
+
+
 @dataclass(slots=True)
 class SpanSummary:
     """The returned minions kept out of a job's trace by the span budget: how many, and their latencies."""
@@ -272,7 +276,9 @@ class TraceSink:
         health: Health,
         state_cap: int,
         max_minion_spans: int = 100,
+        on_exemplar: ExemplarSink | None = None,
     ) -> None:
+        self.on_exemplar = on_exemplar
         self.state_cap = state_cap
         self.max_minion_spans = max_minion_spans
         self.processor = processor
@@ -349,6 +355,8 @@ class TraceSink:
             root.set_attribute("salt.minion_spans.summarised_latency_max", summary.high)
             root.set_attribute("salt.minion_spans.summarised_latency_mean", summary.total / summary.count)
         minion_spans = self._minion_spans(job, status, trace_id, root, answers, kept, pending, end)
+        if self.on_exemplar is not None and status == CLOSED:
+            self._exemplars(job, root, minion_spans, end)
         self._state_spans(job, trace_id, minion_spans)
         if job.states_dropped or job.states:
             root.set_attribute("salt.state_spans.cap", self.state_cap)
@@ -359,6 +367,30 @@ class TraceSink:
         elif failed or silent:
             root.set_status(Status(StatusCode.ERROR, f"{failed} failed, {silent} did not return"))
         root.end(end_time=int(end * NS))
+
+    def _exemplars(self, job: Job, root: _Span, minion_spans: dict[str, _Span], end: float) -> None:
+        """Link the histogram buckets these observations fell in to their spans."""
+        emit = self.on_exemplar
+        assert emit is not None
+        trace_hex = f"{root.context.trace_id:032x}"
+        emit(
+            "salt_job_duration_seconds",
+            job.fun,
+            end - job.start,
+            trace_hex,
+            f"{root.context.span_id:016x}",
+            end,
+        )
+        for minion, span in minion_spans.items():
+            result = job.results[minion]
+            emit(
+                "salt_job_return_latency_seconds",
+                job.fun,
+                result.stamp - job.start,
+                trace_hex,
+                f"{span.context.span_id:016x}",
+                result.stamp,
+            )
 
     def _job_attributes(self, job: Job, status: str) -> dict[str, Any]:
         attributes: dict[str, Any] = {
@@ -626,7 +658,11 @@ def sampler_from_env(env: Mapping[str, str]) -> Sampler:
 
 
 def build_trace_sink(
-    cfg: TracesConfig, health: Health, env: Mapping[str, str], exporter: SpanExporter | None = None
+    cfg: TracesConfig,
+    health: Health,
+    env: Mapping[str, str],
+    exporter: SpanExporter | None = None,
+    on_exemplar: ExemplarSink | None = None,
 ) -> TraceSink:
     """The composition root's entry: provider, sampler, resource, bounded batching, OTLP exporter."""
     resource = Resource.create(
@@ -647,4 +683,5 @@ def build_trace_sink(
         health,
         cfg.max_state_spans,
         cfg.max_minion_spans,
+        on_exemplar,
     )

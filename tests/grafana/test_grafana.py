@@ -212,15 +212,6 @@ def test_every_alert_documented_and_unit_tested() -> None:
         assert any(not a["exp_alerts"] for a in checks), f"{name} is never tested not firing"
 
 
-@pytest.fixture(scope="session")
-def promtool() -> str:
-    if not shutil.which("promtool") or not shutil.which("prometheus"):
-        subprocess.run(["bash", str(ROOT / "scripts/tools/install-prometheus.sh")], check=True)
-    path = shutil.which("promtool")
-    assert path
-    return path
-
-
 def promtool_test(promtool: str, alerts_dir: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [promtool, "test", "rules", *(f.name for f in sorted((alerts_dir / "tests").glob("*.yml")))],
@@ -330,7 +321,7 @@ def syndic_top_capture(out: Path) -> Path:
 class Prometheus:
     """The real prometheus server on a free port, temporary storage, 1 s scrape and rule evaluation."""
 
-    def __init__(self, tmp: Path, targets: list[str]) -> None:
+    def __init__(self, tmp: Path, targets: list[str], flags: tuple[str, ...] = ()) -> None:
         port = free_port()
         config = tmp / "prometheus.yml"
         config.write_text(
@@ -349,6 +340,7 @@ class Prometheus:
                 f"--storage.tsdb.path={tmp / 'data'}",
                 f"--web.listen-address=127.0.0.1:{port}",
                 "--log.level=warn",
+                *flags,
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
