@@ -27,6 +27,7 @@ from exporter.salt.events import (
     Event,
     JobNew,
     JobReturn,
+    JobStart,
     MasterStats,
     MinionStart,
     PeerJobNew,
@@ -44,6 +45,7 @@ class Tracker(FindJobVerdicts, Topology, RunsAndBatches, JobsState):
         self._dispatch: dict[type, Callable[[Any], None]] = {
             JobReturn: self._on_return,
             JobNew: self._on_new,
+            JobStart: self._on_start,
             Presence: self._on_presence,
             RunEvent: self._on_run,
             ActEvent: self._on_act,
@@ -142,6 +144,17 @@ class Tracker(FindJobVerdicts, Topology, RunsAndBatches, JobsState):
             self._evict_oldest()
         return job
 
+    def _on_start(self, ev: JobStart) -> None:
+        """The minion accepted the job: publish to start is its dispatch time, start to return its run."""
+        job = self.open.get(ev.jid)
+        if job is None or job.minions.get(ev.minion) != PENDING:
+            return
+        if job.started is None:
+            job.started = {}
+        if ev.minion not in job.started:
+            job.started[ev.minion] = ev.stamp
+            self.obs.job_started(job.fun, ev.stamp - job.start)
+
     # -- returns: the hot path ----------------------------------------------------------------------------
 
     def _on_return(self, ev: JobReturn) -> None:  # noqa: C901, PLR0912 (the hot path, inlined on purpose)
@@ -184,6 +197,8 @@ class Tracker(FindJobVerdicts, Topology, RunsAndBatches, JobsState):
             job.failed += 1
         stamp = ev.stamp
         self.obs.job_return(fun, outcome, reason, stamp - job.start, minion, stamp)
+        if job.started is not None and minion in job.started:
+            self.obs.job_ran(fun, stamp - job.started[minion])
         if run is not None:
             self.obs.state_results(
                 fun, run.succeeded, run.failed, run.skipped, run.changed, run.duration_ms / 1000.0

@@ -198,3 +198,5 @@ class FindJobVerdicts(JobsState):
         job.minions[minion] = SILENT
         job.silent[minion] = (at, reason)
         self.obs.no_return(job.fun, reason, minion)
+        if job.started is not None and minion in job.started:
+            self.obs.no_return_started(job.fun, reason)  # accepted the job, then went silent

@@ -149,6 +149,16 @@ class PeerJobNew(JobNew):
 
 
 @dataclass(slots=True)
+class JobStart:
+    """`salt/job/<jid>/start/<minion>`: the minion accepted the job and is about to run it (published with
+    `salt --start-event`, Salt 3008+; `salt.minion.Minion._fire_start_event`)."""
+
+    jid: str
+    minion: str
+    stamp: float
+
+
+@dataclass(slots=True)
 class BatchEvent:
     jid: str
     action: str  # new, progress, complete, ...
@@ -224,6 +234,7 @@ class SyndicEvent:
 Event = (
     JobNew
     | JobReturn
+    | JobStart
     | PeerJobNew
     | BatchEvent
     | RunEvent

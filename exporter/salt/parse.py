@@ -24,6 +24,7 @@ from exporter.salt.events import (
     Event,
     JobNew,
     JobReturn,
+    JobStart,
     MasterStats,
     MinionStart,
     PeerJobNew,
@@ -173,9 +174,35 @@ def _job(tag: bytes, body: bytes, sep: int) -> Parsed:  # noqa: PLR0911 (one ret
         return ("job_publish", None, None)
     if action[:5] == b"prog/":
         return ("job_progress", None, None)
-    if action[:6] == b"start/":
-        return ("job_start", None, None)
+    if action[:6] == b"start/" and len(action) > 6:
+        return _start(body, sep, rest[:slash], action[6:])
     return ("job_other", None, None)
+
+
+class _StampData(msgspec.Struct, rename={"stamp": "_stamp", "peer": "__peer_id"}, gc=False):
+    stamp: Any = None
+    peer: Raw = _ABSENT
+
+
+_decode_stamp = msgspec.msgpack.Decoder(_StampData).decode
+
+
+def _start(body: bytes, sep: int, jid: bytes, minion: bytes) -> Parsed:
+    """A start event: only its `_stamp` is read (jid and minion are in the tag)."""
+    try:
+        d = _decode_stamp(body[sep + 2 :])
+    except Exception:
+        return ("job_start", None, "bad_data")
+    if d.peer:
+        return ("cluster_peer", None, None)  # the peer's exporter owns that job
+    stamp = parse_stamp(d.stamp)
+    if stamp is None:
+        return ("job_start", None, "bad_fields")
+    return (
+        "job_start",
+        JobStart(jid.decode("utf-8", "replace"), minion.decode("utf-8", "replace"), stamp),
+        None,
+    )
 
 
 # ---------------------------------------------------------------------------------------------------------

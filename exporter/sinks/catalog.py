@@ -101,6 +101,25 @@ METRICS: tuple[MetricSpec, ...] = (
         LATENCY_BUCKETS,
     ),
     _h(
+        "salt_job_dispatch_seconds",
+        F,
+        "Publish _stamp to the minion's start event (jobs published with `salt --start-event`, Salt 3008+): "
+        "how long the job waited before it ran.",
+        LATENCY_BUCKETS,
+    ),
+    _h(
+        "salt_job_run_seconds",
+        F,
+        "Start event to return, per minion (jobs published with `salt --start-event`): how long it ran.",
+        LATENCY_BUCKETS,
+    ),
+    _c(
+        "salt_job_minions_no_return_started_total",
+        ("function", "reason"),
+        "Of the minions that did not return, those that had announced the job's start "
+        "(`salt --start-event`): accepted but never returned, as opposed to never started.",
+    ),
+    _h(
         "salt_job_duration_seconds",
         F,
         "Publish to the last return or the did-not-return verdict, per closed job.",

@@ -295,6 +295,15 @@ class MetricsSink:
             {"trace_id": trace_id, "span_id": span_id}, value, at
         )
 
+    def job_started(self, fun: str, dispatch: float) -> None:
+        self._observe(self.hists["salt_job_dispatch_seconds"], (self.fn(fun),), max(dispatch, 0.0))
+
+    def job_ran(self, fun: str, run: float) -> None:
+        self._observe(self.hists["salt_job_run_seconds"], (self.fn(fun),), max(run, 0.0))
+
+    def no_return_started(self, fun: str, reason: str) -> None:
+        self._inc(self.counters["salt_job_minions_no_return_started_total"], (self.fn(fun), reason))
+
     def job_closed(self, fun: str, duration: float) -> None:
         self._observe(self._duration, (self.fn(fun),), duration if duration > 0 else 0.0)
 

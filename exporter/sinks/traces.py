@@ -440,15 +440,12 @@ class TraceSink:
         pending: list[str],
         end: float,
     ) -> dict[str, _Span]:
-        via = job.via or {}
+        started = job.started
 
         def minion_span(
             minion: str, attrs: dict[str, Any], at: float, error: str | None, silent_at: float | None = None
         ) -> _Span:
-            attrs["salt.minion"] = minion
-            syndic = via.get(minion)
-            if syndic is not None:
-                attrs["salt.syndic"] = syndic
+            attrs = self._minion_attributes(job, minion, attrs)
             span = self._start(
                 minion, trace_id, span_id_for(job.jid, "minion", minion), root, job.start, attrs
             )
@@ -461,6 +458,8 @@ class TraceSink:
             if error:
                 span.set_status(Status(StatusCode.ERROR, error))
             span.end(end_time=int(max(at, job.start) * NS))
+            if started is not None and minion in started:
+                self._dispatch_and_run(job, trace_id, span, minion, started[minion], at)
             return span
 
         spans: dict[str, _Span] = {}
@@ -482,6 +481,26 @@ class TraceSink:
             error = "exporter shutdown" if status == SHUTDOWN else status
             minion_span(minion, {"salt.outcome": "pending"}, end, error)
         return spans
+
+    @staticmethod
+    def _minion_attributes(job: Job, minion: str, attrs: dict[str, Any]) -> dict[str, Any]:
+        attrs["salt.minion"] = minion
+        if job.started is not None:
+            attrs["salt.minion.started"] = minion in job.started  # announced the job (salt --start-event)
+        syndic = (job.via or {}).get(minion)
+        if syndic is not None:
+            attrs["salt.syndic"] = syndic
+        return attrs
+
+    def _dispatch_and_run(
+        self, job: Job, trace_id: int, parent: _Span, minion: str, started: float, end: float
+    ) -> None:
+        """With start events, a minion's span splits in two: waiting for the minion, then running."""
+        for kind, begin, finish in (("dispatch", job.start, started), ("run", started, max(end, started))):
+            span = self._start(
+                kind, trace_id, span_id_for(job.jid, kind, minion), parent, begin, {"salt.minion": minion}
+            )
+            span.end(end_time=int(finish * NS))
 
     def _result_attributes(self, job: Job, minion: str) -> dict[str, Any]:
         result = job.results[minion]

@@ -571,3 +571,41 @@ def test_without_a_gap_the_same_job_is_silent() -> None:
     _gap_verdict(core, clock)
     assert value(core, 'salt_job_minions_no_return_total{function="test.ping",reason="bus_gap"}') == 0
     assert value(core, 'salt_job_minions_no_return_total{function="test.ping",reason="not_connected"}') == 2
+
+
+def _start(jid: str, minion: str, t: float) -> bytes:
+    """What a 3008 minion fires for a job published with `salt --start-event` (_fire_start_event)."""
+    data = {"id": minion, "jid": jid, "fun": "cmd.run", "tgt": "*", "tgt_type": "glob", "user": "root"}
+    return wire.body(f"salt/job/{jid}/start/{minion}", {**data, "_stamp": wire.stamp(t)})
+
+
+def test_start_events_split_dispatch_from_run_and_tell_accepted_from_never_started() -> None:
+    core = make_core()
+    feed(
+        core,
+        wire.new(JID, "cmd.run", M, T0, start_event=True),
+        _start(JID, "m1", T0 + 0.5),
+        _start(JID, "m2", T0 + 2.0),
+        _start(JID, "m1", T0 + 0.6),  # a repeat does not count twice
+        wire.ret(JID, "m1", "cmd.run", T0 + 3.5),
+        wire.probe(PROBE, JID, ["m2", "m3"], T0 + 5),
+    )
+    core.pipeline.finish(30)
+    assert value(core, 'salt_job_dispatch_seconds_count{function="cmd.run"}') == 2
+    assert value(core, 'salt_job_dispatch_seconds_sum{function="cmd.run"}') == 2.5  # 0.5 + 2.0
+    assert value(core, 'salt_job_run_seconds_count{function="cmd.run"}') == 1
+    assert value(core, 'salt_job_run_seconds_sum{function="cmd.run"}') == 3.0  # m1: 0.5 -> 3.5
+    # m2 accepted the job and went silent; m3 never started it. Both did not return.
+    assert value(core, 'salt_job_minions_no_return_total{function="cmd.run",reason="not_connected"}') == 2
+    assert (
+        value(core, 'salt_job_minions_no_return_started_total{function="cmd.run",reason="not_connected"}')
+        == 1
+    )
+    assert value(core, 'salt_events_total{category="job_start"}') == 3
+
+
+def test_without_start_events_nothing_changes() -> None:
+    core = make_core()
+    feed(core, wire.new(JID, "cmd.run", M, T0), *(wire.ret(JID, m, "cmd.run", T0 + 1) for m in M))
+    assert value(core, 'salt_job_dispatch_seconds_count{function="cmd.run"}') == 0
+    assert value(core, 'salt_job_run_seconds_count{function="cmd.run"}') == 0
