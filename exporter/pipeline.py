@@ -50,9 +50,14 @@ class Pipeline:
         self.generation = -1
         self.shift: TimeShift | None = None  # a recording replayed in a loop reads as new activity
         self._internal_logged = False
+        self._down = False  # live mode: the reader lost the connection and the jobs were marked
+        self._down_connections = 0
+        self._dropping = False  # live mode: the buffer dropped bytes and the jobs were marked
 
     def chunk(self, gen: int, gap: bool, data: bytes) -> None:
         """Feed one buffered chunk; a new generation is a new connection, so framing is detected anew."""
+        if self.clock is not None:
+            self._watch_reader()
         if gen != self.generation or gap:
             self._discontinuity(gen, gap)
         if self.fixed_framing is not None:
@@ -87,15 +92,49 @@ class Pipeline:
             if self.clock is None:
                 self._new_epoch()  # a recording replayed in a loop starts over
                 return
-            down = health.disconnected_at
-            self._gap("disconnect", self.clock() - down if down else 0.0)
-            health.disconnected_at = 0.0
+            self._end_disconnect()
         elif gap:
             self.decoder.gap()
             if self.clock is not None:
                 first_drop = health.first_drop_at
-                self._gap("buffer_full", self.clock() - first_drop if first_drop else 0.0)
+                seconds = max(self.clock() - first_drop, 0.0) if first_drop else 0.0
+                if self._dropping:
+                    health.gap_seconds["buffer_full"] += seconds  # counted, and the jobs marked, at the drop
+                else:
+                    self._gap("buffer_full", seconds)
                 health.first_drop_at = 0.0
+                self._dropping = False
+
+    def _watch_reader(self) -> None:
+        """Live mode: the moment the reader loses the connection or drops bytes, every open job may miss
+        returns; mark them then, not at the next chunk (on a quiet bus a verdict may come first). The gap
+        is counted, with its length, when the stream is whole again."""
+        health = self.health
+        if health.first_drop_at and not self._dropping:
+            self._dropping = True
+            self._gap("buffer_full", 0.0)
+        if not self._down:
+            if health.disconnected_at and not health.connected:
+                self._down = True
+                self._down_connections = health.connections
+                self._gap("disconnect", 0.0)
+        elif health.connected and health.connections != self._down_connections:
+            self._end_disconnect()
+
+    def _end_disconnect(self) -> None:
+        """The connection is back: count the gap with its length (marking the jobs now if no tick saw the
+        drop)."""
+        health = self.health
+        if not (self._down or health.disconnected_at):
+            return  # already ended (a tick saw the reconnect before this chunk)
+        down = health.disconnected_at
+        seconds = max(self.clock() - down, 0.0) if down and self.clock is not None else 0.0
+        if self._down:
+            health.gap_seconds["disconnect"] += seconds  # counted, and the jobs marked, at the drop
+        else:
+            self._gap("disconnect", seconds)
+        health.disconnected_at = 0.0
+        self._down = False
 
     def _gap(self, cause: str, seconds: float) -> None:
         self.health.count_gap(cause, seconds)
@@ -142,6 +181,7 @@ class Pipeline:
     def tick(self) -> None:
         """Let verdicts fire while the bus is quiet (live mode)."""
         if self.clock is not None:
+            self._watch_reader()
             with self.lock:
                 self.tracker.advance(self.clock())
 

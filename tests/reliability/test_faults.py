@@ -125,3 +125,71 @@ def test_exporter_restart_mid_job(salt_lab: SaltLab) -> None:
     finally:
         code, err = second.stop()
     assert code == 0, err
+
+
+def test_buffer_overflow_mid_job_is_a_bus_gap_not_silence(salt_lab: SaltLab, tmp_path: Path) -> None:
+    """Processing stalls while a burst overflows the buffer and every minion returns: the CLI says all
+    returned; the exporter, which dropped those returns, must not call any minion silent."""
+    daemon, thread = in_process_daemon(salt_lab.bus_path, buffer_size=256 * 1024, job_deadline=12.0)
+    stall = threading.Event()
+    chunk = daemon.core.pipeline.chunk
+
+    def slow_chunk(gen: int, gap: bool, data: bytes) -> None:
+        while stall.is_set():
+            time.sleep(0.05)
+        chunk(gen, gap, data)
+
+    daemon.core.pipeline.chunk = slow_chunk  # type: ignore[method-assign]
+    key = 'salt_jobs_published_total{function="cmd.run",tgt_type="glob"}'
+    try:
+        wait_until(lambda: daemon.core.health.connected, 20, "the exporter to connect")
+        before = scrape(daemon)
+        proc = salt_lab.popen("salt", "*", "cmd.run", "sleep 2; echo ok", "-t", "30", stdout=subprocess.PIPE)
+        wait_until(lambda: scrape(daemon).get(key, 0) > before.get(key, 0), 30, "the publish to be counted")
+        stall.set()
+        script = tmp_path / "burst.py"
+        script.write_text(BURST)
+        python = str(salt_lab.venv / "bin" / "python")
+        subprocess.run(
+            [python, str(script), str(salt_lab.master_conf_dir / "master"), "3000"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env=salt_lab.env,
+            check=True,
+        )
+        out, _ = proc.communicate(timeout=120)
+        assert out.count("ok") == len(salt_lab.minion_ids), out  # the CLI: every minion returned
+        wait_until(lambda: daemon.core.health.dropped_bytes["buffer_full"] > 0, 30, "the buffer to overflow")
+        stall.clear()
+        reasons = ("no_key", "not_connected", "no_response", "deadline", "bus_gap")
+
+        def silent(m: dict[str, float]) -> dict[str, float]:
+            return {
+                r: m.get(f'salt_job_minions_no_return_total{{function="cmd.run",reason="{r}"}}', 0.0)
+                for r in reasons
+            }
+
+        wait_until(
+            lambda: sum(silent(scrape(daemon)).values()) > sum(silent(before).values()), 60, "a verdict"
+        )
+        after = scrape(daemon)
+        got = {r: silent(after)[r] - silent(before)[r] for r in reasons}
+        returned_seen = after.get(
+            'salt_job_returns_total{function="cmd.run",outcome="success"}', 0
+        ) - before.get('salt_job_returns_total{function="cmd.run",outcome="success"}', 0)
+        late = after.get('salt_job_late_returns_total{function="cmd.run"}', 0) - before.get(
+            'salt_job_late_returns_total{function="cmd.run"}', 0
+        )
+        # Every minion the exporter did not see return before its verdict is a bus gap (a return still in
+        # the buffer when the deadline passed counts as late), none is called silent.
+        missed = len(salt_lab.minion_ids) - (returned_seen - late)
+        assert got == {**dict.fromkeys(reasons[:4], 0.0), "bus_gap": missed}
+        assert got["bus_gap"] > 0
+        assert after['salt_exporter_bus_gaps_total{cause="buffer_full"}'] > before.get(
+            'salt_exporter_bus_gaps_total{cause="buffer_full"}', 0
+        )
+    finally:
+        stall.clear()
+        daemon.stop.set()
+        thread.join(timeout=30)

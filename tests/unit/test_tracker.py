@@ -609,3 +609,22 @@ def test_without_start_events_nothing_changes() -> None:
     feed(core, wire.new(JID, "cmd.run", M, T0), *(wire.ret(JID, m, "cmd.run", T0 + 1) for m in M))
     assert value(core, 'salt_job_dispatch_seconds_count{function="cmd.run"}') == 0
     assert value(core, 'salt_job_run_seconds_count{function="cmd.run"}') == 0
+
+
+def test_a_verdict_while_still_disconnected_is_a_bus_gap() -> None:
+    """On a quiet bus no chunk follows the drop: the jobs are marked when a tick sees the reader lost the
+    connection, so a deadline passing while disconnected gives bus_gap, not deadline."""
+    clock = Clock(T0 + 0.2)
+    core = make_core(clock=clock, job_deadline=10.0)
+    core.pipeline.chunk(1, False, wire.wrap(wire.new(JID, "test.ping", M, T0)))
+    core.health.connected, core.health.connections = True, 1
+    core.health.connected, core.health.disconnected_at = False, T0 + 1  # the reader lost it
+    clock.now = T0 + 20  # past the deadline (and the first find_job round the CLI never started)
+    core.pipeline.tick()
+    assert value(core, 'salt_job_minions_no_return_total{function="test.ping",reason="bus_gap"}') == 3
+    assert value(core, 'salt_job_minions_no_return_total{function="test.ping",reason="deadline"}') == 0
+    core.health.connected, core.health.connections = True, 2  # back
+    clock.now = T0 + 21
+    core.pipeline.tick()
+    assert value(core, 'salt_exporter_bus_gaps_total{cause="disconnect"}') == 1
+    assert value(core, 'salt_exporter_bus_gap_seconds_total{cause="disconnect"}') == 20.0
