@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from exporter.jobs.model import CLOSED, PENDING, RETURNED, SHUTDOWN, SILENT, Job, MinionResult
+from exporter.jobs.model import CLOSED, PENDING, RETURNED, SHUTDOWN, SILENT, Job, MinionResult, lean_job
 from exporter.jobs.runs import RunsAndBatches
 from exporter.jobs.state import JobsState
 from exporter.jobs.topology import Topology
@@ -132,7 +132,9 @@ class Tracker(FindJobVerdicts, Topology, RunsAndBatches, JobsState):
             old.closed = False
             self.open[jid] = old
             return old
-        job = Job(jid, ev.fun, ev.tgt, ev.tgt_type, ev.user, ev.stamp, ev.traceparent)
+        job = (Job if self._detail else lean_job)(
+            jid, ev.fun, ev.tgt, ev.tgt_type, ev.user, ev.stamp, ev.traceparent
+        )
         job.is_state = ev.fun.startswith(STATE_PREFIX)
         job.last = ev.stamp
         job.batch = jid in self.batches
