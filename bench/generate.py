@@ -585,6 +585,184 @@ def _flood(w: _Writer, events: int, start: int, rng: random.Random, max_jobs: in
     w.count("salt_job_minions_pending", kept * FLOOD_MINIONS_PER_JOB)
 
 
+# ---------------------------------------------------------------------------------------------------------
+# Scaling profiles: one dimension grows, everything else stays as small as the mixed stream's
+
+SCALING: Final[dict[str, tuple[int, ...]]] = {
+    "minions": (10, 100, 1_000, 10_000, 100_000),  # minions per job
+    "states": (10, 100, 500, 2_000),  # states per state run
+    "inflight": (10, 100, 1_000, 10_000),  # jobs in flight at once
+}
+SCALE_EVENTS: Final = 200_000  # events per step (minions, inflight)
+SCALE_STATES: Final = 1_000_000  # states per step (states): the work grows with the states, not the events
+
+
+def _state_run(n: int, fail: bool, changed: bool) -> dict[str, Any]:
+    """A state run of n file.managed states: the first changed (when `changed`), the last failed (`fail`)."""
+    out: dict[str, Any] = {}
+    for i in range(n):
+        path = f"/etc/app/conf.d/{i:05d}.conf"
+        bad = fail and i == n - 1
+        out[f"file_|-conf_{i}_|-{path}_|-managed"] = {
+            "changes": {"diff": "New file"} if changed and i == 0 else {},
+            "comment": "Unable to manage file: Permission denied"
+            if bad
+            else f"File {path} is in the correct state",
+            "name": path,
+            "result": not bad,
+            "__sls__": "app",
+            "__run_num__": i,
+            "start_time": "18:15:05.000000",
+            "duration": 1.5 + (i % 7) * 0.25,
+            "__id__": f"conf_{i}",
+        }
+    return out
+
+
+def _scale_minions(w: _Writer, per_job: int, events: int, start: int, rng: random.Random) -> None:
+    """Jobs to `per_job` minions, one after the other: new, publish, every minion's return."""
+    fleet = _fleet(per_job, 6)
+    fun = "test.version"
+    t = start
+    while w.events < events:
+        jid = w.clock.jid(t)
+        w.emit(t, f"salt/job/{jid}/new", _new(jid, fun, [], "*", "glob", fleet), "job_new")
+        w.emit(t + 3_000, f"salt/job/{jid}/publish", _publish(jid, fun, [], "*", "glob"), "job_publish")
+        offsets = sorted(rng.randint(50_000, 60 * US) for _ in range(per_job))
+        order = list(fleet)
+        rng.shuffle(order)
+        for minion, off in zip(order, offsets, strict=True):
+            at = t + off
+            w.emit(
+                at,
+                f"salt/job/{jid}/ret/{minion}",
+                _ret(jid, minion, fun, [], "3008.5", 0, True, at),
+                "job_return",
+            )
+        w.count("salt_jobs_published_total", function=fun, tgt_type="glob")
+        w.count("salt_job_minions_targeted_total", per_job, function=fun)
+        w.count("salt_job_duration_seconds_count", function=fun)
+        w.count("salt_job_returns_total", per_job, function=fun, outcome="success")
+        w.count("salt_job_return_latency_seconds_count", per_job, function=fun)
+        w.jobs_closed += 1
+        t += 61 * US
+
+
+def _scale_states(w: _Writer, per_run: int, states: int, start: int, rng: random.Random) -> None:
+    """state.apply jobs to 10 minions, each return a run of `per_run` states, until `states` states were sent;
+    3% of the runs fail their last state, 25% change their first."""
+    fleet = _fleet(10)
+    fun = "state.apply"
+    runs = {
+        (fail, changed): _state_run(per_run, fail, changed)
+        for fail in (False, True)
+        for changed in (False, True)
+    }
+    t = start
+    sent = 0
+    while sent < states:
+        jid = w.clock.jid(t)
+        w.emit(t, f"salt/job/{jid}/new", _new(jid, fun, ["app"], "minion-000*", "glob", fleet), "job_new")
+        w.emit(
+            t + 3_000,
+            f"salt/job/{jid}/publish",
+            _publish(jid, fun, ["app"], "minion-000*", "glob"),
+            "job_publish",
+        )
+        for i, minion in enumerate(fleet):
+            at = t + 1 * US + i * 10_000
+            fail, changed = rng.random() < 0.03, rng.random() < 0.25
+            retcode, success = (2, False) if fail else (0, True)
+            data = _ret(jid, minion, fun, ["app"], runs[fail, changed], retcode, success, at)
+            w.emit(at, f"salt/job/{jid}/ret/{minion}", data, "job_return")
+            w.count("salt_job_returns_total", function=fun, outcome="failure" if fail else "success")
+            if fail:
+                w.count("salt_job_return_failures_total", function=fun, reason="state")
+                w.count("salt_state_results_total", function=fun, result="failed")
+            w.count("salt_state_results_total", per_run - fail, function=fun, result="succeeded")
+            if changed:
+                w.count("salt_state_changes_total", function=fun)
+            w.count("salt_state_run_duration_seconds_count", function=fun)
+            sent += per_run
+        w.count("salt_jobs_published_total", function=fun, tgt_type="glob")
+        w.count("salt_job_minions_targeted_total", len(fleet), function=fun)
+        w.count("salt_job_duration_seconds_count", function=fun)
+        w.count("salt_job_return_latency_seconds_count", len(fleet), function=fun)
+        w.jobs_closed += 1
+        t += 2 * US
+
+
+def _scale_inflight(w: _Writer, in_flight: int, events: int, start: int, rng: random.Random) -> None:
+    """Rounds of `in_flight` test.ping jobs (10 minions each) all published before any returns, then every
+    return of the round in random order: `in_flight` jobs are open at once."""
+    fleet = _fleet(10 * in_flight, 6)
+    fun = "test.ping"
+    t = start
+    while w.events < events:
+        returns: list[tuple[str, str]] = []
+        for j in range(in_flight):
+            minions = fleet[j * 10 : j * 10 + 10]
+            jid = w.clock.jid(t)
+            w.emit(t, f"salt/job/{jid}/new", _new(jid, fun, [], list(minions), "list", minions), "job_new")
+            w.emit(
+                t + 500,
+                f"salt/job/{jid}/publish",
+                _publish(jid, fun, [], list(minions), "list"),
+                "job_publish",
+            )
+            returns.extend((jid, m) for m in minions)
+            t += 1_000
+        rng.shuffle(returns)
+        for jid, minion in returns:
+            t += 100
+            w.emit(
+                t, f"salt/job/{jid}/ret/{minion}", _ret(jid, minion, fun, [], True, 0, True, t), "job_return"
+            )
+        w.count("salt_jobs_published_total", in_flight, function=fun, tgt_type="list")
+        w.count("salt_job_minions_targeted_total", 10 * in_flight, function=fun)
+        w.count("salt_job_duration_seconds_count", in_flight, function=fun)
+        w.count("salt_job_returns_total", len(returns), function=fun, outcome="success")
+        w.count("salt_job_return_latency_seconds_count", len(returns), function=fun)
+        w.jobs_closed += in_flight
+        t += 1 * US
+
+
+def generate_scale(
+    dimension: str,
+    step: int,
+    amount: int | None = None,
+    framing: str = "plain",
+    seed: int = 1,
+    lead: float = 3600.0,
+) -> Stream:
+    """One step of a scaling profile. `amount` is events per step (minions, inflight) or states per step
+    (states); the defaults are SCALE_EVENTS and SCALE_STATES."""
+    if dimension not in SCALING:
+        raise ValueError(f"unknown scaling dimension {dimension!r}; known: {', '.join(SCALING)}")
+    if step <= 0:
+        raise ValueError("step must be positive")
+    rng = random.Random(seed)
+    t0 = round((time.time() + lead) * US)
+    w = _Writer(framing)
+    states = 0
+    if dimension == "minions":
+        _scale_minions(w, step, amount or SCALE_EVENTS, t0, rng)
+    elif dimension == "states":
+        states = amount or SCALE_STATES
+        _scale_states(w, step, states, t0, rng)
+    else:
+        _scale_inflight(w, step, amount or SCALE_EVENTS, t0, rng)
+    w.count("salt_jobs_in_flight", 0)
+    w.count("salt_job_minions_pending", 0)
+    return w.stream(
+        f"scale-{dimension}",
+        max_jobs=max(step, DEFAULT_MAX_JOBS),
+        dimension=dimension,
+        step=step,
+        states=states,
+    )
+
+
 def generate(
     profile: str,
     events: int | None = None,

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.generate import DEFAULT_MAX_JOBS, generate
+from bench.generate import DEFAULT_MAX_JOBS, generate, generate_scale
 from bench.run import run_latency, run_throughput
 
 
@@ -29,6 +29,26 @@ def test_profile_counts_exact(profile: str, events: int, tmp_path: Path) -> None
         assert result.extra["evictions"] == stream.events // 2 - DEFAULT_MAX_JOBS
     if profile == "large-fleet":
         assert result.extra["pending_rss"] > 0
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize(
+    ("dimension", "step", "amount"),
+    [
+        ("minions", 5_000, 12_000),
+        ("states", 2_000, 20_000),
+        ("states", 10, 2_000),
+        ("inflight", 2_000, 24_000),
+    ],
+)
+def test_scaling_step_counts_exact(dimension: str, step: int, amount: int, tmp_path: Path) -> None:
+    stream = generate_scale(dimension, step, amount)
+    result = run_throughput(stream, tmp_path / f"{dimension}.log", window=1024 * 1024, poll=0.01)
+    assert result.mismatches == []
+    assert result.extra["dropped_bytes"] == 0
+    states = stream.expected.get('salt_state_results_total{function="state.apply",result="succeeded"}', 0)
+    states += stream.expected.get('salt_state_results_total{function="state.apply",result="failed"}', 0)
+    assert states == (amount if dimension == "states" else 0)
 
 
 def test_prefixed_framing_counts_exact(tmp_path: Path) -> None:
