@@ -11,7 +11,6 @@ decode-error reason instead of raising.
 
 from __future__ import annotations
 
-from sys import intern
 from typing import Any
 
 import msgspec
@@ -393,11 +392,9 @@ def _str(value: object, default: str = UNKNOWN) -> str:
 
 
 def _str_list(value: object) -> list[str]:
-    """Minion ids, interned: the same ids come in every publish, and thousands of remembered jobs would
-    otherwise each hold their own copies."""
     if type(value) is not list:
         return []
-    return [intern(v) for v in value if type(v) is str]
+    return [v for v in value if type(v) is str]
 
 
 def _tgt(value: object) -> str:
