@@ -15,6 +15,7 @@ from rich.text import Text
 from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal
+from textual.css.query import NoMatches
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Input, Static
 
@@ -248,13 +249,23 @@ class LiveApp(App[None]):
             self.rates.add(take_sample(self.feed))
         if self.frozen:
             return
-        screen = self.screen
-        if isinstance(screen, JobScreen):
-            screen.redraw()
-        else:
-            self.redraw()
+        if not self.draw():
+            return
         self.redraws += 1
         self.redraw_times.append((started, time.monotonic() - started))
+
+    def draw(self, force: bool = False) -> bool:
+        """Redraw the screen shown; False when its widgets are gone: a tick or key that lands while a screen
+        is popped or the app is closing (seen in CI right after escape) draws nothing, the next tick draws."""
+        screen = self.screen
+        try:
+            if isinstance(screen, JobScreen):
+                screen.redraw(force=force)
+            else:
+                self.redraw()
+        except NoMatches:
+            return False
+        return True
 
     def redraw(self) -> None:
         feed = self.feed
@@ -358,23 +369,20 @@ class LiveApp(App[None]):
 
     def action_freeze(self) -> None:
         self.frozen = not self.frozen
-        if isinstance(self.screen, JobScreen):
-            self.screen.redraw(force=True)
-        else:
-            self.redraw()
+        self.draw(force=True)
 
     def action_cycle_outcome(self) -> None:
         self.filters.outcome = OUTCOMES[(OUTCOMES.index(self.filters.outcome) + 1) % len(OUTCOMES)]
-        self.redraw()
+        self.draw()
 
     def action_clear_filters(self) -> None:
         self.filters = Filters()
-        self.redraw()
+        self.draw()
 
     def action_toggle_raw(self) -> None:
         raw = self.query_one("#raw")
         raw.display = not raw.display
-        self.redraw()
+        self.draw()
 
     def _prompt(self, what: str, value: str) -> None:
         prompt = self.query_one("#prompt", Input)
@@ -404,4 +412,4 @@ class LiveApp(App[None]):
         elif self.prompt_for == "minion":
             self.filters.minion = value
         self.action_cancel_prompt()
-        self.redraw()
+        self.draw()

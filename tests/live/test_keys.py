@@ -142,3 +142,20 @@ def test_raw_pane_shows_tags_and_field_names_only() -> None:
         assert "arg" in text and "return" in text  # by name only
 
     drive(feed, script)
+
+
+def test_a_tick_while_widgets_are_gone_draws_nothing_and_keeps_running() -> None:
+    """CI once caught a redraw tick landing while a screen was being taken down (right after escape): the
+    widgets it draws on were gone and the view crashed. Take them away on purpose and tick."""
+    feed = feed_for(str(capture("3008.4", "killed_minion")))
+
+    async def script(app: LiveApp, pilot: Pilot[Any]) -> None:
+        await wait_for(pilot, lambda: feed.finished, 30, "the recording read")
+        before = app.redraws
+        await app.query_one("#status").remove()
+        app.tick()  # raised NoMatches before the guard
+        assert app.redraws == before
+        await pilot.press("space")  # the app still takes keys
+        assert app.frozen
+
+    drive(feed, script)
