@@ -25,6 +25,9 @@ DECODE_ERRORS = (
 DROP_REASONS = ("buffer_full",)
 GAP_CAUSES = ("disconnect", "buffer_full", "desync")
 SPAN_DROP_REASONS = ("queue_full", "export_failed", "sampled_out", "shutdown_timeout")
+# Why minion and state spans were summarised on their job span instead of sent: the per-job budget
+# (`traces.max-minion-spans`), or an export queue at least half full (a burst the exporter is behind on).
+SPAN_SUMMARY_REASONS = ("budget", "export_backlog")
 
 
 def _zeros(keys: tuple[str, ...]) -> dict[str, int]:
@@ -44,6 +47,7 @@ class Health:
     last_event: float = 0.0
     spans_exported: int = 0
     spans_dropped: dict[str, int] = field(default_factory=lambda: _zeros(SPAN_DROP_REASONS))
+    spans_summarised: dict[str, int] = field(default_factory=lambda: _zeros(SPAN_SUMMARY_REASONS))
     last_error: str = ""
     disconnected_at: float = 0.0  # wall clock when the connection was lost (0 while connected)
     first_drop_at: float = 0.0  # wall clock of the first chunk dropped since the last one kept

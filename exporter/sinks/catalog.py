@@ -240,6 +240,11 @@ METRICS: tuple[MetricSpec, ...] = (
         ("reason",),
         "Spans dropped (queue full, export failed, sampled out).",
     ),
+    _c(
+        "salt_exporter_spans_summarised_total",
+        ("reason",),
+        "Minion and state spans not sent but summarised on their job span (per-job budget, export backlog).",
+    ),
 )
 
 BY_NAME: dict[str, MetricSpec] = {m.name: m for m in METRICS}

@@ -446,6 +446,9 @@ class SaltCollector(Collector):
             "salt_exporter_jobs_tracked": [(("open",), in_flight), (("closed",), closed)],
             "salt_exporter_spans_exported_total": [((), float(h.spans_exported))],
             "salt_exporter_spans_dropped_total": [((k,), float(v)) for k, v in list(h.spans_dropped.items())],
+            "salt_exporter_spans_summarised_total": [
+                ((k,), float(v)) for k, v in list(h.spans_summarised.items())
+            ],
             "salt_jobs_in_flight": [((), in_flight)],
             "salt_job_minions_pending": [((), pending)],
         }

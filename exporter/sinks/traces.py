@@ -162,6 +162,10 @@ class _BoundedBatch(SpanProcessor):
             max_export_batch_size=512,
         )
 
+    def backlogged(self) -> bool:
+        """At least half the queue waits for export: the exporter is behind (a burst, a slow backend)."""
+        return self.pending[0] * 2 >= self.limit
+
     def on_start(self, span: Any, parent_context: Context | None = None) -> None:
         return
 
@@ -347,20 +351,30 @@ class TraceSink:
             root.end(end_time=int(end * NS))
             return
         answers = self._probe_events(job, root)
-        kept, summary = select_minion_spans(job, answers, self.max_minion_spans)
+        # Behind on export: only the minions worth a look (failed, silent, late, probed) get spans, the
+        # rest are summarised here, so a burst costs detail on the successes instead of dropped spans.
+        backlog = self.processor.backlogged()
+        reason = "export_backlog" if backlog else "budget"
+        budget = 0 if backlog else self.max_minion_spans
+        kept, summary = select_minion_spans(job, answers, budget)
         root.set_attribute("salt.minion_spans.kept", len(kept) + len(job.silent) + len(pending))
         root.set_attribute("salt.minion_spans.summarised", summary.count)
         if summary.count:
+            root.set_attribute("salt.minion_spans.summarised_reason", reason)
             root.set_attribute("salt.minion_spans.summarised_latency_min", summary.low)
             root.set_attribute("salt.minion_spans.summarised_latency_max", summary.high)
             root.set_attribute("salt.minion_spans.summarised_latency_mean", summary.total / summary.count)
         minion_spans = self._minion_spans(job, status, trace_id, root, answers, kept, pending, end)
         if self.on_exemplar is not None and status == CLOSED:
             self._exemplars(job, root, minion_spans, end)
-        self._state_spans(job, trace_id, minion_spans)
+        states_summarised = self._state_spans(job, trace_id, minion_spans)
         if job.states_dropped or job.states:
             root.set_attribute("salt.state_spans.cap", self.state_cap)
             root.set_attribute("salt.state_spans.dropped", job.states_dropped)
+            root.set_attribute("salt.state_spans.summarised", states_summarised)
+        if summary.count or states_summarised:
+            summarised = self.health.spans_summarised
+            summarised[reason] = summarised.get(reason, 0) + summary.count + states_summarised
         failed, silent = job.failed, len(job.silent)
         if status != CLOSED:
             root.set_status(Status(StatusCode.ERROR, status))
@@ -520,14 +534,18 @@ class TraceSink:
                 attrs["salt.return"] = self.redactor.text(job.returns[minion])
         return attrs
 
-    def _state_spans(self, job: Job, trace_id: int, parents: dict[str, _Span]) -> None:
+    def _state_spans(self, job: Job, trace_id: int, parents: dict[str, _Span]) -> int:
+        """State spans under the minion spans sent; returns how many states were summarised instead (their
+        minion's span was summarised)."""
         by_minion: dict[str, list[tuple[str, str, float, bool | None]]] = {}
         for st in job.states:
             by_minion.setdefault(st.minion, []).append((st.name, st.start, st.duration_ms, st.result))
+        summarised = 0
         for minion, states in by_minion.items():
             parent = parents.get(minion)
             result = job.results.get(minion)
             if parent is None or result is None:
+                summarised += len(states) if result is not None else 0
                 continue
             known = [
                 (begin, dur / 1000.0, name, ok)
@@ -556,6 +574,7 @@ class TraceSink:
                 if ok is False:
                     span.set_status(Status(StatusCode.ERROR, "state failed"))
                 span.end(end_time=int((begin_at + dur) * NS))
+        return summarised
 
     def run_closed(self, run: RunRecord) -> None:
         """A runner or wheel job finished: one span."""

@@ -435,19 +435,80 @@ class _GatedExporter(InMemorySpanExporter):
 
 
 def test_spans_beyond_the_queue_are_dropped_and_counted() -> None:
+    """Queue of 5, export held: the first two jobs send their job and minion spans (4 waiting); from then on
+    the queue is at least half full, so a job sends its job span only and summarises its (successful)
+    minion; the third job's span fills the queue, the 7 after it are dropped and counted."""
     exporter = _GatedExporter()
     core = traced_core(exporter, traces_max_queue=5)
     bodies = []
-    for i in range(10):  # 10 jobs of one minion: 20 spans, 5 may wait for export
+    for i in range(10):  # 10 jobs of one minion
         jid = f"2027011512{i:010d}"
         bodies += [wire.new(jid, "test.ping", ["m1"], T0 + i), wire.ret(jid, "m1", "test.ping", T0 + i + 0.1)]
     core.pipeline.bodies(bodies)
-    assert value(core, 'salt_exporter_spans_dropped_total{reason="queue_full"}') == 15
+    assert value(core, 'salt_exporter_spans_dropped_total{reason="queue_full"}') == 7
+    assert value(core, 'salt_exporter_spans_summarised_total{reason="export_backlog"}') == 8
+    assert value(core, 'salt_exporter_spans_summarised_total{reason="budget"}') == 0
     exporter.gate.set()
     spans = _finished(core, exporter)
-    assert len(spans) == 5
+    assert sorted(s.name for s in spans) == ["m1", "m1", *["salt.job test.ping"] * 3]
+    third = [s for s in spans if s.attributes and s.attributes.get("salt.minion_spans.summarised") == 1]
+    assert len(third) == 1 and third[0].attributes is not None
+    assert third[0].attributes["salt.minion_spans.summarised_reason"] == "export_backlog"
     assert value(core, "salt_exporter_spans_exported_total") == 5
-    assert value(core, 'salt_exporter_spans_dropped_total{reason="queue_full"}') == 15
+    assert value(core, 'salt_exporter_spans_dropped_total{reason="queue_full"}') == 7
+
+
+def _state_ret(jid: str, minion: str, t: float, states: list[tuple[str, bool]]) -> bytes:
+    results = {
+        f"test_|-{name}_|-{name}_|-succeed_without_changes": {
+            "__id__": name,
+            "name": name,
+            "result": ok,
+            "changes": {},
+            "start_time": f"12:00:0{i}.000000",
+            "duration": 10.0,
+            "__run_num__": i,
+        }
+        for i, (name, ok) in enumerate(states)
+    }
+    failed = not all(ok for _, ok in states)
+    return wire.ret(
+        jid, minion, "state.apply", t, retcode=2 if failed else 0, success=not failed, ret_value=results
+    )
+
+
+def test_behind_on_export_the_minions_worth_a_look_keep_their_spans() -> None:
+    """With the queue half full, a job's failed and silent minions still get spans (and a failed minion's
+    state spans); its successful minions and their states are summarised on the job span and counted."""
+    exporter = _GatedExporter()
+    core = traced_core(exporter, traces_max_queue=10)
+    warm = "20270115120000000001"  # a job span and 4 minion spans: the queue is half full from now on
+    fleet = ["m1", "m2", "m3", "m4"]
+    bodies = [
+        wire.new(warm, "test.ping", fleet, T0),
+        *(wire.ret(warm, m, "test.ping", T0 + 0.1) for m in fleet),
+    ]
+    jid = "20270115120000000002"
+    bodies += [
+        wire.new(jid, "state.apply", ["ok1", "ok2", "bad", "gone"], T0 + 1),
+        _state_ret(jid, "ok1", T0 + 1.5, [("a", True), ("b", True)]),
+        _state_ret(jid, "ok2", T0 + 1.6, [("a", True), ("b", True)]),
+        _state_ret(jid, "bad", T0 + 1.7, [("a", True), ("b", False)]),
+    ]
+    core.pipeline.bodies(bodies)
+    core.tracker.advance(T0 + 1000)  # past the timeout: "gone" gets its verdict, the job closes
+    summarised = value(core, 'salt_exporter_spans_summarised_total{reason="export_backlog"}')
+    assert summarised == 2 + 4  # ok1 and ok2, and their two states each
+    exporter.gate.set()
+    spans = _finished(core, exporter)
+    names = sorted(s.name for s in spans if s.context.trace_id == _id(jid, 16))
+    assert names == ["bad", "gone", "salt.job state.apply", "state a", "state b"]
+    assert value(core, 'salt_exporter_spans_dropped_total{reason="queue_full"}') == 0
+    (root,) = (s for s in spans if s.name == "salt.job state.apply")
+    assert root.attributes is not None
+    assert root.attributes["salt.minion_spans.summarised"] == 2
+    assert root.attributes["salt.minion_spans.summarised_reason"] == "export_backlog"
+    assert root.attributes["salt.state_spans.summarised"] == 4
 
 
 def test_open_jobs_end_with_exporter_shutdown_status_and_are_flushed(tmp_path: Path, receiver: Any) -> None:
