@@ -5,7 +5,6 @@ stays one method call deep; `exporter.jobs.tracker.Tracker` puts them together."
 from __future__ import annotations
 
 import heapq
-from sys import intern
 
 from exporter.jobs.bounded import BoundedMap
 from exporter.jobs.model import (
@@ -79,11 +78,6 @@ class JobsState:
             listener(job, status)
         if status is not CLOSED:
             job.pending = 0
-        else:
-            # A remembered job (late and duplicate returns) shares its minion ids with the others: every job
-            # to the same fleet brings new copies of the same ids. Interned here, not at parse time, where
-            # the interning table would cost each pending minion of a fleet-wide job another ~60 bytes.
-            job.minions = {intern(m): s for m, s in job.minions.items()}
 
     # Moves one room makes and another implements (the Tracker's method order finds the real ones).
 

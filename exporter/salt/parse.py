@@ -11,6 +11,7 @@ decode-error reason instead of raising.
 
 from __future__ import annotations
 
+from sys import intern
 from typing import Any
 
 import msgspec
@@ -260,7 +261,7 @@ def _job_new(get: Any, d: Any, jid_b: bytes, cls: type[JobNew]) -> JobNew:
         _tgt(get(d, "tgt")),
         _str(get(d, "tgt_type"), "glob"),
         _str(get(d, "user"), ""),
-        _str_list(get(d, "minions")),
+        _targets(get(d, "minions")),
         _str_list(get(d, "missing")),
         first_str(lazy(raw_arg)) if fun == FIND_JOB else None,
         stamp,
@@ -395,6 +396,20 @@ def _str_list(value: object) -> list[str]:
     if type(value) is not list:
         return []
     return [v for v in value if type(v) is str]
+
+
+INTERN_TARGETS = 1024  # a job's minion ids are interned up to this many targets
+
+
+def _targets(value: object) -> list[str]:
+    """The minion ids of a publish. The tracker remembers closed jobs (late and duplicate returns); with
+    interned ids every remembered job to the same fleet shares one copy of each id. Not for fleet-wide jobs:
+    the interning table would cost each of their pending minions another ~60 bytes."""
+    if type(value) is not list:
+        return []
+    if len(value) > INTERN_TARGETS:
+        return [v for v in value if type(v) is str]
+    return [intern(v) for v in value if type(v) is str]
 
 
 def _tgt(value: object) -> str:
