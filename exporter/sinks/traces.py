@@ -624,6 +624,21 @@ class TraceSink:
             log.warning("span_flush_abandoned", timeout_seconds=timeout, spans_dropped=left)
 
 
+class _Resource(Resource):
+    """The SDK's Resource with its hash computed once. The OTLP encoder groups every span by its resource,
+    and Resource hashes by JSON-dumping its attributes: ~7% of the daemon's CPU with tracing on."""
+
+    def __init__(self, resource: Resource) -> None:
+        super().__init__(resource.attributes, resource.schema_url)
+        self._hash = super().__hash__()
+
+    def __hash__(self) -> int:
+        return self._hash
+
+    def __eq__(self, other: object) -> bool:
+        return other is self or super().__eq__(other)
+
+
 def _clock_seconds(text: str) -> float | None:
     """Salt's per-state `start_time` is a time of day ("18:15:10.201922") on the minion's clock."""
     try:
@@ -703,11 +718,13 @@ def build_trace_sink(
     on_exemplar: ExemplarSink | None = None,
 ) -> TraceSink:
     """The composition root's entry: provider, sampler, resource, bounded batching, OTLP exporter."""
-    resource = Resource.create(
-        {
-            "service.name": env.get("OTEL_SERVICE_NAME") or "salt-event-exporter",
-            "salt.master.id": cfg.master_id,
-        }
+    resource = _Resource(
+        Resource.create(
+            {
+                "service.name": env.get("OTEL_SERVICE_NAME") or "salt-event-exporter",
+                "salt.master.id": cfg.master_id,
+            }
+        )
     )
     sampler = sampler_from_env(env)
     processor = _BoundedBatch(exporter or _otlp_exporter(cfg, env), health, cfg.max_queue)

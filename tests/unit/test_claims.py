@@ -689,3 +689,26 @@ def test_tls_rotation_in_place_without_sighup(tls_daemon: Any) -> None:
     wait_until(
         lambda: _served_cert(daemon.port, ca_file) == second, RELOAD_DEADLINE, "the new certificate served"
     )
+
+
+def test_the_span_resource_hashes_once_and_groups_like_the_sdks() -> None:
+    """The resource's hash is cached (the SDK re-dumps its attributes as JSON per span); it must still equal
+    and hash like an SDK Resource with the same attributes, so the OTLP encoder puts every span of a batch
+    under one resource."""
+    from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+    from opentelemetry.sdk.resources import Resource
+
+    exporter = _GatedExporter()
+    exporter.gate.set()
+    core = traced_core(exporter)
+    jid = "20270115120000000009"
+    core.pipeline.bodies(
+        [wire.new(jid, "test.ping", ["a", "b"], T0), *(wire.ret(jid, m, "test.ping", T0) for m in "ab")]
+    )
+    spans = _finished(core, exporter)
+    resource = spans[0].resource
+    plain = Resource(resource.attributes, resource.schema_url)
+    assert resource == plain and hash(resource) == hash(plain)
+    assert all(s.resource is resource for s in spans)
+    request = encode_spans(spans)
+    assert len(request.resource_spans) == 1 and len(request.resource_spans[0].scope_spans[0].spans) == 3
