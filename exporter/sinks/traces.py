@@ -47,6 +47,7 @@ from exporter.health import Health
 from exporter.jobs.model import CLOSED, DEADLINE, SHUTDOWN, Job, RunRecord
 from exporter.salt.events import lazy
 from exporter.salt.results import FAILURE
+from exporter.sinks.otlp import OtlpHttpExporter
 
 log = structlog.get_logger("exporter.sinks.traces")
 
@@ -657,12 +658,8 @@ def _otlp_exporter(cfg: TracesConfig, env: Mapping[str, str]) -> SpanExporter:
         from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcExporter
 
         return GrpcExporter(endpoint=endpoint) if endpoint else GrpcExporter()
-    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as HttpExporter
-
-    if endpoint:
-        # Like OTEL_EXPORTER_OTLP_ENDPOINT: a base URL that gets the signal path appended.
-        return HttpExporter(endpoint=endpoint.rstrip("/") + "/v1/traces")
-    return HttpExporter()
+    # Like OTEL_EXPORTER_OTLP_ENDPOINT, --otlp.endpoint is a base URL that gets the signal path appended.
+    return OtlpHttpExporter.from_env(env, endpoint)
 
 
 @dataclass(frozen=True, slots=True)

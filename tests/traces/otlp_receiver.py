@@ -7,9 +7,11 @@ It writes "<http_port> <grpc_port>" to PORTS_FILE once both listen, and runs unt
 
 from __future__ import annotations
 
+import gzip
 import json
 import sys
 import threading
+import zlib
 from concurrent import futures
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -18,6 +20,7 @@ import grpc
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
 
 LOCK = threading.Lock()
+RECORDED_HEADERS = ("authorization", "x-tenant", "content-encoding", "content-type")
 
 
 def _value(v: Any) -> Any:
@@ -27,7 +30,12 @@ def _value(v: Any) -> Any:
     return getattr(v, kind) if kind else None
 
 
-def record(out: str, request: trace_service_pb2.ExportTraceServiceRequest, transport: str) -> None:
+def record(
+    out: str,
+    request: trace_service_pb2.ExportTraceServiceRequest,
+    transport: str,
+    headers: dict[str, str] | None = None,
+) -> None:
     rows = []
     for rs in request.resource_spans:
         resource = {a.key: _value(a.value) for a in rs.resource.attributes}
@@ -36,6 +44,7 @@ def record(out: str, request: trace_service_pb2.ExportTraceServiceRequest, trans
                 rows.append(
                     {
                         "transport": transport,
+                        "headers": headers or {},
                         "resource": resource,
                         "trace_id": span.trace_id.hex(),
                         "span_id": span.span_id.hex(),
@@ -70,9 +79,15 @@ def main() -> None:
 
         def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            encoding = self.headers.get("Content-Encoding", "")
+            if encoding == "gzip":
+                body = gzip.decompress(body)
+            elif encoding == "deflate":
+                body = zlib.decompress(body)
             request = trace_service_pb2.ExportTraceServiceRequest()
             request.ParseFromString(body)
-            record(out, request, "http")
+            seen = {k.lower(): v for k, v in self.headers.items() if k.lower() in RECORDED_HEADERS}
+            record(out, request, "http", seen)
             reply = trace_service_pb2.ExportTraceServiceResponse().SerializeToString()
             self.send_response(200)
             self.send_header("Content-Type", "application/x-protobuf")
