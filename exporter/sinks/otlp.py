@@ -17,6 +17,7 @@ exponential backoff within the timeout. gRPC stays with the SDK's exporter.
 from __future__ import annotations
 
 import gzip
+import os
 import random
 import struct
 import threading
@@ -302,7 +303,13 @@ class OtlpHttpExporter(SpanExporter):
         self.session.headers["Content-Type"] = "application/x-protobuf"
         if compression != "none":
             self.session.headers["Content-Encoding"] = compression
-        self.verify: str | bool = certificate or True
+        # The process environment is read once, here: requests would look up proxies, CA bundle variables
+        # and ~/.netrc again on every POST (~5% of the daemon's CPU with every job traced). Proxies
+        # (HTTP(S)_PROXY, NO_PROXY) and REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE keep working; netrc is not read.
+        self.session.trust_env = False
+        self.session.proxies.update(requests.utils.get_environ_proxies(endpoint))
+        bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
+        self.verify: str | bool = certificate or bundle or True
         self.cert = client_cert
         self._stopping = threading.Event()
 

@@ -165,6 +165,7 @@ class _Scripted:
     def __init__(self, statuses: list[int]) -> None:
         self.statuses = statuses
         self.posts: list[float] = []
+        self.targets: list[str] = []  # the request target of each POST (absolute when sent to a proxy)
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -174,6 +175,7 @@ class _Scripted:
             def do_POST(self) -> None:
                 self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 outer.posts.append(time.monotonic())
+                outer.targets.append(self.path)
                 status = outer.statuses.pop(0) if outer.statuses else 200
                 self.send_response(status)
                 self.send_header("Content-Length", "0")
@@ -223,6 +225,25 @@ def test_an_unreachable_receiver_fails_within_the_timeout(scripted: Any) -> None
     started = time.monotonic()
     assert OtlpHttpExporter(url, timeout=2).export(BATCH) is SpanExportResult.FAILURE
     assert time.monotonic() - started < 2.5
+
+
+def test_a_proxy_from_the_environment_is_used_and_no_proxy_bypasses_it(
+    scripted: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The environment is read once at start (not per POST), and still honoured: a real HTTP client sends
+    the batch to the proxy, in absolute form, unless NO_PROXY names the receiver."""
+    proxy = scripted([])
+    monkeypatch.setenv("HTTP_PROXY", proxy.url.removesuffix("/v1/traces"))
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    via_proxy = OtlpHttpExporter("http://collector.invalid:4318/v1/traces", timeout=5)
+    assert via_proxy.export(BATCH) is SpanExportResult.SUCCESS
+    assert proxy.targets == ["http://collector.invalid:4318/v1/traces"]
+
+    direct = scripted([])
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    assert OtlpHttpExporter(direct.url, timeout=5).export(BATCH) is SpanExportResult.SUCCESS
+    assert direct.targets == ["/v1/traces"] and len(proxy.targets) == 1
 
 
 def test_the_endpoint_and_settings_are_read_like_the_specification_says() -> None:
