@@ -47,29 +47,46 @@ def _say(text: str) -> None:
     print(text, flush=True)
 
 
-def _summary(daemon: Daemon) -> str:
+def _total(daemon: Daemon, name: str, by: str | None = None, **match: str) -> dict[str, int]:
+    """A counter summed over the labels that match, split by the label `by` (one "" key without)."""
     sink = daemon.core.sink
+    spec = sink.specs[name]
+    out: dict[str, int] = {}
     with daemon.core.pipeline.lock:
-        c = sink.counters
+        for key, val in sink.counters[name].items():
+            labels = dict(zip(spec.labels, key, strict=True))
+            if all(labels.get(k) == v for k, v in match.items()):
+                part = labels[by] if by else ""
+                out[part] = out.get(part, 0) + int(val)
+    return out
 
-        def total(name: str, **match: str) -> int:
-            spec = sink.specs[name]
-            out = 0.0
-            for key, val in c[name].items():
-                labels = dict(zip(spec.labels, key, strict=True))
-                if all(labels.get(k) == v for k, v in match.items()):
-                    out += val
-            return int(out)
 
-        return (
-            f"jobs={total('salt_jobs_published_total')} "
-            f"returns={total('salt_job_returns_total')} "
-            f"failed={total('salt_job_returns_total', outcome='failure')} "
-            f"find_job_probes={total('salt_find_job_probes_total')} "
-            f"no_return={total('salt_job_minions_no_return_total')} "
-            f"in_flight={len(daemon.core.tracker.open)} "
-            f"connected={'yes' if daemon.core.health.connected else 'no'}"
-        )
+def _summary(daemon: Daemon) -> str:
+    def total(name: str, **match: str) -> int:
+        return sum(_total(daemon, name, **match).values())
+
+    reasons = _total(daemon, "salt_job_minions_no_return_total", by="reason")
+    why = ", ".join(f"{reason}: {n}" for reason, n in sorted(reasons.items()))
+    return (
+        f"jobs={total('salt_jobs_published_total')} "
+        f"returns={total('salt_job_returns_total')} "
+        f"failed={total('salt_job_returns_total', outcome='failure')} "
+        f"find_job_probes={total('salt_find_job_probes_total')} "
+        f"no_return={sum(reasons.values())}{f' ({why})' if why else ''} "
+        f"in_flight={len(daemon.core.tracker.open)} "
+        f"connected={'yes' if daemon.core.health.connected else 'no'}"
+    )
+
+
+def _await_verdict(daemon: Daemon, before: int, stop: threading.Event, timeout: float = 60.0) -> None:
+    """The CLI prints its verdict as it gives up; the exporter gives the same one once the job's deadline
+    passes and, for a minion that answered no probe, the next presence event tells "not connected" from
+    "no response" (loop_interval is 5 s here). Wait for it, so the summary shows what the CLI said."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and not stop.is_set():
+        if sum(_total(daemon, "salt_job_minions_no_return_total").values()) > before:
+            return
+        stop.wait(0.5)
 
 
 def _start_daemon(settings: Settings, bus: str, loop: bool = False) -> tuple[Daemon, threading.Thread]:
@@ -176,10 +193,12 @@ def _live(settings: Settings, lab: Any, stop: threading.Event, deadline: float |
             lab.salt_run("jobs.active", timeout=60)
             if cycle % 2 == 1:
                 _say(f"$ salt '*' cmd.run 'sleep 10' -t 5   with {victim} killed: expect a did-not-return")
+                silent_before = sum(_total(daemon, "salt_job_minions_no_return_total").values())
                 proc = lab.popen("salt", "*", "cmd.run", "sleep 10", "-t", "5")
                 time.sleep(2)
                 lab.stop_minion(victim, kill=True)
                 proc.wait(timeout=120)
+                _await_verdict(daemon, silent_before, stop)
                 _say("  " + _summary(daemon))
                 lab.start_minion(victim)
             if deadline and time.monotonic() > deadline:
