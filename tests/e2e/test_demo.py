@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.daemon import free_port
+from tests.e2e.conftest import salt_versions
 
 pytestmark = pytest.mark.e2e
 
@@ -29,7 +30,15 @@ def _summary(line: str) -> dict[str, str]:
 def test_the_demo_runs_jobs_on_a_real_master_and_agrees_with_the_cli() -> None:
     port = free_port()
     proc = subprocess.run(
-        [DEMO, "--duration", "1", "--web.listen-address", f"127.0.0.1:{port}", "--log.format", "json"],
+        [
+            DEMO,
+            "--salt-version",
+            salt_versions()[0],  # the README's command runs 3008.4, the first of the default versions
+            "--duration",
+            "1",
+            "--web.listen-address",
+            f"127.0.0.1:{port}",
+        ],
         capture_output=True,
         text=True,
         timeout=600,
