@@ -199,8 +199,9 @@ def test_golden_exposition(path: Path) -> None:
     replay(settings(), str(path), out=out)
     text = stable(out.getvalue())
     golden = path.with_suffix(".prom")
-    if os.environ.get("UPDATE_GOLDEN") == "1" or not golden.exists():
+    if os.environ.get("UPDATE_GOLDEN") == "1":
         golden.write_text(text)
+    assert golden.exists(), f"no golden for {path}; record it with UPDATE_GOLDEN=1"
     assert text == golden.read_text(), f"exposition for {path} changed; UPDATE_GOLDEN=1 if intended"
     assert total(samples(text), "salt_exporter_decode_errors_total") == 0
 
