@@ -136,10 +136,18 @@ def seed_scenario() -> list[bytes]:
     return out
 
 
+def subscribed(pub: zmq.Socket[bytes]) -> bytes:
+    """Wait for the exporter's subscription to reach the XPUB socket; return its topic prefix."""
+    assert pub.poll(15_000, zmq.POLLIN), "the exporter never subscribed"
+    frame = pub.recv()
+    assert frame[:1] == b"\x01", frame
+    return frame[1:]
+
+
 @pytest.mark.parametrize("transport", ["ipc", "tcp"])
 def test_zeromq_bus_seed_scenario(tmp_path: Path, transport: str) -> None:
     ctx = zmq.Context()
-    pub = ctx.socket(zmq.PUB)
+    pub = ctx.socket(zmq.XPUB)
     if transport == "ipc":
         endpoint = f"ipc://{tmp_path}/master_event_pub.ipc"
         bus = "zmq+" + endpoint
@@ -151,7 +159,7 @@ def test_zeromq_bus_seed_scenario(tmp_path: Path, transport: str) -> None:
     daemon = RunningDaemon("--bus", bus, "--timeout", "5", "--gather-job-timeout", "10")
     try:
         daemon.wait_for("salt_exporter_bus_connected", 1)
-        time.sleep(0.5)  # a SUB socket misses what is published before its subscription arrives
+        subscribed(pub)  # a SUB socket misses what is published before its subscription arrives
         for body in seed_scenario():
             pub.send(body)
         m = daemon.wait_for('salt_job_returns_total{function="cmd.run",outcome="success"}', 3)
@@ -170,10 +178,10 @@ def test_zeromq_bus_seed_scenario(tmp_path: Path, transport: str) -> None:
         while daemon.metrics()["salt_exporter_bus_connected"] != 0 and transport == "tcp":
             assert time.monotonic() < deadline
             time.sleep(0.1)
-        pub = ctx.socket(zmq.PUB)
+        pub = ctx.socket(zmq.XPUB)
         pub.bind(endpoint)
         daemon.wait_for("salt_exporter_bus_connected", 1)
-        time.sleep(0.5)
+        subscribed(pub)
         jid = "20270115080100000009"
         pub.send(
             msg(
@@ -205,13 +213,13 @@ def test_zeromq_bus_seed_scenario(tmp_path: Path, transport: str) -> None:
 
 def test_zeromq_subscription_prefix(tmp_path: Path) -> None:
     ctx = zmq.Context()
-    pub = ctx.socket(zmq.PUB)
+    pub = ctx.socket(zmq.XPUB)
     endpoint = f"ipc://{tmp_path}/pub.ipc"
     pub.bind(endpoint)
     daemon = RunningDaemon("--bus", f"zmq+{endpoint}?subscribe=salt/job/")
     try:
         daemon.wait_for("salt_exporter_bus_connected", 1)
-        time.sleep(0.5)
+        assert subscribed(pub) == b"salt/job/"
         for body in seed_scenario():
             pub.send(body)
         m = daemon.wait_for('salt_job_returns_total{function="cmd.run",outcome="success"}', 3)
