@@ -1,12 +1,15 @@
-"""Shared test helpers: a core built from default settings, and parsed exposition samples."""
+"""Shared test helpers: a core built from default settings, parsed exposition samples, goldens."""
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from exporter import config
@@ -36,6 +39,15 @@ def samples(exposition: bytes | str) -> dict[str, float]:
 def value(core_or_text: Core | bytes | str, key: str) -> float:
     text = core_or_text.exposition() if isinstance(core_or_text, Core) else core_or_text
     return samples(text).get(key, 0.0)
+
+
+def check_golden(golden: Path, text: str) -> None:
+    """`text` must equal the reviewed golden file; UPDATE_GOLDEN=1 (re)writes it, a missing one fails."""
+    if os.environ.get("UPDATE_GOLDEN") == "1":
+        golden.write_text(text)
+    elif not golden.exists():
+        pytest.fail(f"no golden {golden}: run with UPDATE_GOLDEN=1 once after recording, and review it")
+    assert text == golden.read_text(), f"{golden} changed; UPDATE_GOLDEN=1 if intended"
 
 
 def wait_until(predicate: Callable[[], Any], timeout: float, what: str, interval: float = 0.05) -> Any:

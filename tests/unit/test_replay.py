@@ -9,7 +9,6 @@ returns) come from decoding the capture independently, with plain `msgpack`, not
 from __future__ import annotations
 
 import io
-import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,7 +18,7 @@ import msgpack
 import pytest
 
 from exporter.replay import replay
-from tests.helpers import samples, settings
+from tests.helpers import check_golden, samples, settings
 
 FIXTURES = Path(__file__).parents[1] / "fixtures"
 CAPTURES = sorted(FIXTURES.glob("*/*.bin"))
@@ -108,12 +107,7 @@ def test_fixtures_exist_for_two_framings() -> None:
 @pytest.mark.parametrize("capture", CAPTURES, ids=lambda p: f"{p.parent.name}-{p.stem}")
 def test_golden_exposition(capture: Path) -> None:
     text = stable(run(capture))
-    golden = capture.with_suffix(".prom")
-    if os.environ.get("UPDATE_GOLDEN") == "1":
-        golden.write_text(text)
-    elif not golden.exists():
-        pytest.fail(f"no golden {golden}: run with UPDATE_GOLDEN=1 once after recording, and review it")
-    assert text == golden.read_text(), f"exposition for {capture} changed; UPDATE_GOLDEN=1 if intended"
+    check_golden(capture.with_suffix(".prom"), text)
     again = stable(run(capture))
     assert again == text, "replay must be deterministic"
     m = samples(text)

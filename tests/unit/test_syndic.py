@@ -7,7 +7,6 @@ Oracles: what the top master's `salt` CLI printed, and times read straight from 
 from __future__ import annotations
 
 import io
-import os
 import re
 from pathlib import Path
 from typing import Any
@@ -19,7 +18,7 @@ from exporter.bus.frames import FrameDecoder
 from exporter.replay import replay
 from exporter.salt.stamps import parse_stamp
 from exporter.sinks.traces import trace_id_for
-from tests.helpers import samples, settings
+from tests.helpers import check_golden, samples, settings
 from tests.unit.test_replay import stable
 
 ROOT = Path(__file__).parents[1] / "fixtures" / "syndic"
@@ -198,11 +197,7 @@ def test_golden_exposition(path: Path) -> None:
     out = io.StringIO()
     replay(settings(), str(path), out=out)
     text = stable(out.getvalue())
-    golden = path.with_suffix(".prom")
-    if os.environ.get("UPDATE_GOLDEN") == "1":
-        golden.write_text(text)
-    assert golden.exists(), f"no golden for {path}; record it with UPDATE_GOLDEN=1"
-    assert text == golden.read_text(), f"exposition for {path} changed; UPDATE_GOLDEN=1 if intended"
+    check_golden(path.with_suffix(".prom"), text)
     assert total(samples(text), "salt_exporter_decode_errors_total") == 0
 
 
